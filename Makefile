@@ -1,0 +1,29 @@
+# The two commands a newcomer needs: `make run` and `make test`. See README.md.
+.PHONY: run test build lint bench db clean-db help
+
+run: ## build, provision PostgreSQL, migrate, seed demo data, serve on :8080
+	@scripts/run.sh
+
+test: ## format, clippy, the dependency rule, and every test against a real PostgreSQL
+	@scripts/test.sh
+
+build: ## build everything
+	cargo build --workspace --all-targets
+
+lint: ## format check and clippy only
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/check-deps.sh
+
+db: ## print the URL of the PostgreSQL server make run/test use (provisions one if needed)
+	@scripts/db.sh
+
+clean-db: ## stop and delete the private cluster under .data/
+	@if [ -f .data/pg/PG_VERSION ]; then \
+	  if [ "$$(id -u)" = 0 ]; then runuser -u postgres -- pg_ctl -D .data/pg stop || true; \
+	  else pg_ctl -D .data/pg stop || true; fi; \
+	fi
+	rm -rf .data
+
+help:
+	@grep -E '^[a-z-]+:.*## ' Makefile | sed 's/:.*## /\t/'

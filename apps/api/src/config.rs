@@ -1,0 +1,246 @@
+//! Settings: `config/default.toml` (also compiled in), `config/$COMMERCE_ENV.toml`,
+//! then `COMMERCE__SECTION__KEY` variables; `DATABASE_URL` when
+//! `COMMERCE__DATABASE__URL` is unset.
+
+use anyhow::{bail, Context};
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+use std::fmt;
+
+const DEFAULTS: &str = include_str!("../../../config/default.toml");
+/// The development secret of `config/default.toml`; refused in production.
+pub const DEV_JWT_SECRET: &str = "dev-only-secret-change-me-in-production";
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    #[serde(default)]
+    pub environment: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub auth: AuthSettings,
+    pub data_platform: DataPlatformSettings,
+    pub orders: OrderSettings,
+    pub payment_gateway: PaymentGatewaySettings,
+    pub jobs: JobSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    pub max_body_bytes: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub pool_size: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: String,
+    pub token_ttl_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DataPlatformSettings {
+    pub url: String,
+    pub max_attempts: u32,
+    pub timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OrderSettings {
+    pub pending_ttl_seconds: u64,
+    pub expiry_sweep_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PaymentGatewaySettings {
+    pub kind: String,
+    pub url: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    pub enabled: bool,
+    pub charge_recovery_seconds: u64,
+    pub charge_recovery_grace_seconds: u64,
+}
+
+// Secrets stay out of logs and panics.
+impl fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let redacted = match self.url.split_once('@') {
+            Some((_, host)) => format!("postgres://***@{host}"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redacted)
+            .field("pool_size", &self.pool_size)
+            .finish()
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("jwt_secret", &"***")
+            .field("token_ttl_seconds", &self.token_ttl_seconds)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Loads the layers from the working directory and the process environment.
+    pub fn load() -> anyhow::Result<Settings> {
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(&vars)
+    }
+
+    /// Loads with an explicit environment (tests use this).
+    pub fn load_from(vars: &[(String, String)]) -> anyhow::Result<Settings> {
+        let var = |k: &str| {
+            vars.iter()
+                .find(|(name, _)| name == k)
+                .map(|(_, v)| v.clone())
+        };
+        let env = var("COMMERCE_ENV").unwrap_or_else(|| "development".into());
+        let env_source = Environment::with_prefix("COMMERCE")
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            .source(Some(vars.iter().cloned().collect()));
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS, FileFormat::Toml))
+            .add_source(File::new("config/default", FileFormat::Toml).required(false))
+            .add_source(File::new(&format!("config/{env}"), FileFormat::Toml).required(false))
+            .add_source(env_source)
+            .set_override("environment", env.clone())?;
+        if var("COMMERCE__DATABASE__URL").is_none() {
+            if let Some(url) = var("DATABASE_URL") {
+                builder = builder.set_override("database.url", url)?;
+            }
+        }
+        let settings: Settings = builder
+            .build()
+            .context("reading configuration")?
+            .try_deserialize()
+            .context("invalid configuration")?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.environment == "production"
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.is_production() && self.auth.jwt_secret == DEV_JWT_SECRET {
+            bail!("refusing to start in production with the default JWT secret: set COMMERCE__AUTH__JWT_SECRET");
+        }
+        if self.auth.jwt_secret.len() < 16 {
+            bail!("COMMERCE__AUTH__JWT_SECRET must be at least 16 characters");
+        }
+        match self.payment_gateway.kind.as_str() {
+            "sandbox" => {}
+            "http" if !self.payment_gateway.url.is_empty() => {}
+            "http" => {
+                bail!("COMMERCE__PAYMENT_GATEWAY__URL is required when the gateway kind is http")
+            }
+            other => bail!("unknown payment gateway kind {other:?} (expected sandbox or http)"),
+        }
+        if self.database.pool_size == 0 {
+            bail!("COMMERCE__DATABASE__POOL_SIZE must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_contract() {
+        let s = Settings::load_from(&[]).unwrap();
+        assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
+        assert_eq!(s.database.pool_size, 16);
+        assert_eq!(s.data_platform.url, "");
+        assert_eq!(s.data_platform.max_attempts, 20);
+        assert_eq!(s.data_platform.timeout_ms, 5000);
+        assert_eq!(
+            (
+                s.data_platform.backoff_base_ms,
+                s.data_platform.backoff_max_ms
+            ),
+            (1000, 300000)
+        );
+        assert_eq!(
+            (s.orders.pending_ttl_seconds, s.orders.expiry_sweep_seconds),
+            (900, 10)
+        );
+        assert_eq!(s.payment_gateway.kind, "sandbox");
+    }
+
+    #[test]
+    fn environment_variables_win_over_files() {
+        let s = Settings::load_from(&vars(&[
+            ("COMMERCE__SERVER__PORT", "9999"),
+            ("COMMERCE__DATA_PLATFORM__MAX_ATTEMPTS", "3"),
+            ("COMMERCE__DATABASE__POOL_SIZE", "4"),
+        ]))
+        .unwrap();
+        assert_eq!(s.server.port, 9999);
+        assert_eq!(s.data_platform.max_attempts, 3);
+        assert_eq!(s.database.pool_size, 4);
+    }
+
+    #[test]
+    fn database_url_is_a_fallback_only() {
+        let s = Settings::load_from(&vars(&[("DATABASE_URL", "postgres://a/b")])).unwrap();
+        assert_eq!(s.database.url, "postgres://a/b");
+        let s = Settings::load_from(&vars(&[
+            ("DATABASE_URL", "postgres://a/b"),
+            ("COMMERCE__DATABASE__URL", "postgres://c/d"),
+        ]))
+        .unwrap();
+        assert_eq!(s.database.url, "postgres://c/d");
+    }
+
+    #[test]
+    fn production_refuses_the_default_secret() {
+        let err = Settings::load_from(&vars(&[("COMMERCE_ENV", "production")])).unwrap_err();
+        assert!(err.to_string().contains("default JWT secret"), "{err}");
+        let ok = Settings::load_from(&vars(&[
+            ("COMMERCE_ENV", "production"),
+            ("COMMERCE__AUTH__JWT_SECRET", "a-real-secret-of-some-length"),
+        ]));
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = Settings::load_from(&vars(&[(
+            "COMMERCE__DATABASE__URL",
+            "postgres://u:pw@h/db",
+        )]))
+        .unwrap();
+        let printed = format!("{s:?}");
+        assert!(
+            !printed.contains(DEV_JWT_SECRET) && !printed.contains("pw"),
+            "{printed}"
+        );
+    }
+}

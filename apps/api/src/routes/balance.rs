@@ -1,0 +1,190 @@
+//! Balance (points): read, charge through the payment gateway, history.
+
+use crate::auth::UserScope;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{ListQuery, ListResponse};
+use crate::state::AppState;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use balance::{ChargeAmount, ChargeError, HistoryEntry, HistoryKind, PaymentMethod};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    paths(get_balance, charge, history),
+    components(schemas(ChargeRequest, BalanceView, ChargeView, HistoryView, HistoryKindView))
+)]
+pub struct Api;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/users/{user_id}/balance").route(web::get().to(get_balance)))
+        .service(web::resource("/users/{user_id}/balance/charges").route(web::post().to(charge)))
+        .service(web::resource("/users/{user_id}/balance/history").route(web::get().to(history)));
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChargeRequest {
+    /// won, 1..=10,000,000
+    #[schema(example = 10000)]
+    pub amount: i64,
+    /// passed to the payment gateway; the sandbox declines `card_declined`
+    #[schema(example = "card")]
+    pub payment_method: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BalanceView {
+    pub user_id: i64,
+    pub balance: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChargeView {
+    pub charge_id: i64,
+    pub user_id: i64,
+    pub amount: i64,
+    /// the balance right after this charge
+    pub balance: i64,
+    #[schema(example = "APPROVED")]
+    pub status: &'static str,
+    pub gateway_transaction_id: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HistoryView {
+    pub id: i64,
+    pub kind: HistoryKindView,
+    /// the signed change: + for CHARGE and REFUND, - for PAYMENT
+    pub amount: i64,
+    pub balance_after: i64,
+    pub order_id: Option<i64>,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// What a history row records.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HistoryKindView {
+    Charge,
+    Payment,
+    Refund,
+}
+
+impl From<HistoryKind> for HistoryKindView {
+    fn from(k: HistoryKind) -> Self {
+        match k {
+            HistoryKind::Charge => HistoryKindView::Charge,
+            HistoryKind::Payment => HistoryKindView::Payment,
+            HistoryKind::Refund => HistoryKindView::Refund,
+        }
+    }
+}
+
+impl From<HistoryEntry> for HistoryView {
+    fn from(e: HistoryEntry) -> Self {
+        HistoryView {
+            id: e.id,
+            kind: e.kind.into(),
+            amount: e.amount,
+            balance_after: e.balance_after.won(),
+            order_id: e.order_id.map(i64::from),
+            created_at: e.created_at,
+        }
+    }
+}
+
+impl From<ChargeError> for ApiError {
+    fn from(e: ChargeError) -> Self {
+        match e {
+            ChargeError::BalanceLimitExceeded => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "BALANCE_LIMIT_EXCEEDED",
+                "the balance would pass 1,000,000,000 won",
+            ),
+            ChargeError::PaymentDeclined { reason } => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "PAYMENT_DECLINED",
+                format!("the payment gateway declined: {reason}"),
+            ),
+            ChargeError::GatewayUnavailable(cause) => ApiError::unavailable(
+                "PAYMENT_GATEWAY_UNAVAILABLE",
+                "the payment gateway did not answer; the charge will be settled when it does",
+                cause.into(),
+            ),
+            ChargeError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// The user's balance (0 for a user never charged).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/balance", tag = "balance",
+    params(("user_id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = BalanceView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_balance(
+    scope: UserScope,
+    state: web::Data<AppState>,
+) -> Result<web::Json<BalanceView>, ApiError> {
+    let balance = state.charges.balance(scope.user).await?;
+    Ok(web::Json(BalanceView {
+        user_id: scope.user.get(),
+        balance: balance.won(),
+    }))
+}
+
+/// Charges the balance through the payment gateway; credited only once approved.
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/balance/charges", tag = "balance",
+    params(("user_id" = i64, Path, minimum = 1),
+           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    request_body = ChargeRequest,
+    responses((status = 201, body = ChargeView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 402, description = "PAYMENT_DECLINED: the gateway refused; balance unchanged", body = Problem),
+              (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR (amount outside 1..=10,000,000), BALANCE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn charge(
+    scope: UserScope,
+    body: web::Json<ChargeRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    let amount = ChargeAmount::try_from(body.amount)
+        .map_err(|e| errors.push(FieldError::new("amount", e.to_string())))
+        .ok();
+    let method = PaymentMethod::try_from(body.payment_method)
+        .map_err(|e| errors.push(FieldError::new("payment_method", e.to_string())))
+        .ok();
+    let (Some(amount), Some(method)) = (amount, method) else {
+        return Err(ApiError::validation(errors));
+    };
+    let receipt = state.charges.charge(scope.user, amount, method).await?;
+    Ok(HttpResponse::Created().json(ChargeView {
+        charge_id: receipt.charge_id.get(),
+        user_id: receipt.user_id.get(),
+        amount: receipt.amount.won(),
+        balance: receipt.balance.won(),
+        status: "APPROVED",
+        gateway_transaction_id: receipt.gateway_transaction_id.0,
+    }))
+}
+
+/// Every balance change, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/balance/history", tag = "balance",
+    params(("user_id" = i64, Path, minimum = 1), ListQuery),
+    responses((status = 200, body = ListResponse<HistoryView>),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn history(
+    scope: UserScope,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ListResponse<HistoryView>>, ApiError> {
+    let page = state.charges.history(scope.user, query.page()?).await?;
+    Ok(web::Json(ListResponse::from_page(page, HistoryView::from)))
+}

@@ -1,0 +1,207 @@
+//! Builds the application: pool, migrations, services, HTTP server, background jobs.
+
+use crate::auth::JwtKeys;
+use crate::config::Settings;
+use crate::error::{json_error, not_found, path_error, problemize, query_error};
+use crate::jobs::{self, Shutdown};
+use crate::state::AppState;
+use crate::{docs, idempotency, middleware, routes};
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
+use anyhow::Context;
+use balance::{ChargeService, PaymentGateway};
+use kernel::{Clock, SystemClock};
+use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
+use postgres_adapter::{
+    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PoolSettings,
+};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// The request body cap (bytes), for middleware that reads bodies itself.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+/// How the process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunMode {
+    /// `commerce-api serve`: OS signals stop it gracefully.
+    Serve,
+    /// In tests: no signal handling, fewer workers.
+    Embedded,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    stop_jobs: watch::Sender<bool>,
+    jobs: Vec<JoinHandle<()>>,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Migrates the database, wires everything and binds the listener (port 0 picks one).
+    pub async fn build(settings: Settings, mode: RunMode) -> anyhow::Result<Application> {
+        let applied = run_migrations(&settings.database.url)
+            .await
+            .context("migrating the database")?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+        let pool = build_pool(&PoolSettings::new(
+            settings.database.url.clone(),
+            settings.database.pool_size,
+        ))?;
+        let gateway: Arc<dyn PaymentGateway> = match settings.payment_gateway.kind.as_str() {
+            "http" => Arc::new(HttpGateway::new(&HttpGatewaySettings {
+                url: settings.payment_gateway.url.clone(),
+                timeout: Duration::from_millis(settings.payment_gateway.timeout_ms),
+            })?),
+            _ => Arc::new(SandboxGateway),
+        };
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let charges =
+            ChargeService::new(Arc::new(PgBalanceStore::new(pool.clone())), gateway, clock);
+
+        let jwt = web::Data::new(JwtKeys::new(
+            &settings.auth.jwt_secret,
+            Duration::from_secs(settings.auth.token_ttl_seconds),
+        ));
+        let idempotency_store = web::Data::new(PgIdempotencyStore::new(
+            pool.clone(),
+            Duration::from_secs(60),
+            Duration::from_secs(24 * 3600),
+        ));
+        let limit = settings.server.max_body_bytes;
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            pool,
+            charges,
+        });
+        let openapi = docs::openapi();
+
+        let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
+            .with_context(|| {
+                format!("binding {}:{}", settings.server.host, settings.server.port)
+            })?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(jwt.clone())
+                .app_data(idempotency_store.clone())
+                .app_data(web::Data::new(BodyLimit(limit)))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(limit)
+                        .error_handler(json_error),
+                )
+                .app_data(web::PathConfig::default().error_handler(path_error))
+                .app_data(web::QueryConfig::default().error_handler(query_error))
+                .wrap(from_fn(idempotency::idempotency))
+                .wrap(from_fn(middleware::catch_panic))
+                .wrap(ErrorHandlers::new().default_handler(problemize))
+                .wrap(from_fn(middleware::request_span))
+                .configure(routes::health::configure)
+                .service(web::scope("/api/v1").configure(routes::configure_v1))
+                .service(
+                    SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()),
+                )
+                .default_service(web::to(not_found))
+        })
+        .listen(listener)?
+        .shutdown_timeout(30);
+        if mode == RunMode::Embedded {
+            server = server.workers(2).disable_signals();
+        }
+        let server = server.run();
+
+        let (stop_jobs, shutdown) = Shutdown::new();
+        let jobs = if settings.jobs.enabled {
+            start_jobs(&state, &settings, shutdown)
+        } else {
+            Vec::new()
+        };
+        Ok(Application {
+            port,
+            server,
+            stop_jobs,
+            jobs,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server gracefully.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until the server stops (SIGTERM/SIGINT in `serve`: in-flight requests
+    /// finish first), then stops the background jobs at a safe point.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let result = self.server.await;
+        let _ = self.stop_jobs.send(true);
+        for job in self.jobs {
+            let _ = job.await;
+        }
+        result.context("the HTTP server failed")
+    }
+}
+
+fn start_jobs(
+    state: &web::Data<AppState>,
+    settings: &Settings,
+    shutdown: Shutdown,
+) -> Vec<JoinHandle<()>> {
+    let mut handles = Vec::new();
+    let charges = state.charges.clone();
+    let grace = Duration::from_secs(settings.jobs.charge_recovery_grace_seconds);
+    handles.push(jobs::every(
+        "charge-recovery",
+        Duration::from_secs(settings.jobs.charge_recovery_seconds.max(1)),
+        shutdown.clone(),
+        move || {
+            let charges = charges.clone();
+            async move {
+                let report = charges.recover_stale(grace, 100).await?;
+                if report != Default::default() {
+                    tracing::info!(?report, "stale charges settled");
+                }
+                Ok(())
+            }
+        },
+    ));
+    let keys = PgIdempotencyStore::new(
+        state.pool.clone(),
+        Duration::from_secs(60),
+        Duration::from_secs(24 * 3600),
+    );
+    handles.push(jobs::every(
+        "idempotency-purge",
+        Duration::from_secs(600),
+        shutdown,
+        move || {
+            let keys = keys.clone();
+            async move {
+                keys.purge_expired(10_000).await?;
+                Ok(())
+            }
+        },
+    ));
+    handles
+}

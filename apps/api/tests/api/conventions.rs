@@ -1,0 +1,133 @@
+//! The conventions of API.md that hold for every route: problem+json, 404/405/413/415,
+//! health, docs, request ids.
+
+use crate::helpers::spawn_app;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn unknown_paths_and_wrong_methods_are_problems() {
+    let app = spawn_app().await;
+    app.get("/api/v1/nope", None)
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    app.get("/nothing/here", None)
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    let r = app
+        .request(
+            Method::DELETE,
+            "/api/v1/users/1/balance",
+            Some(&app.user_token(1)),
+            None,
+        )
+        .await;
+    r.assert_problem(405, "METHOD_NOT_ALLOWED");
+    let r = app.request(Method::PUT, "/health/live", None, None).await;
+    r.assert_problem(405, "METHOD_NOT_ALLOWED");
+}
+
+#[tokio::test]
+async fn bodies_over_64_kib_are_413_and_non_json_is_415() {
+    let app = spawn_app().await;
+    let token = app.user_token(1);
+    let big = json!({"amount": 10, "payment_method": "x".repeat(70 * 1024)});
+    let r = app
+        .post("/api/v1/users/1/balance/charges", Some(&token), &big)
+        .await;
+    r.assert_problem(413, "PAYLOAD_TOO_LARGE");
+    // the same through the idempotency layer, which reads bodies itself
+    let r = app
+        .send(
+            Method::POST,
+            "/api/v1/users/1/balance/charges",
+            Some(&token),
+            Some(&big),
+            &[("Idempotency-Key", "big-1")],
+        )
+        .await;
+    r.assert_problem(413, "PAYLOAD_TOO_LARGE");
+    let raw = app
+        .client
+        .post(app.url("/api/v1/users/1/balance/charges"))
+        .bearer_auth(&token)
+        .header("content-type", "text/plain")
+        .body("amount=10")
+        .send()
+        .await
+        .unwrap();
+    crate::helpers::Reply::read(raw)
+        .await
+        .assert_problem(415, "UNSUPPORTED_MEDIA_TYPE");
+    let r = app.get("/api/v1/users/1/balance", Some(&token)).await;
+    assert_eq!(r.body["balance"], 0);
+}
+
+#[tokio::test]
+async fn health_answers_and_request_ids_are_echoed() {
+    let app = spawn_app().await;
+    let r = app.get("/health/live", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = app.get("/health/ready", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("x-request-id").is_some_and(|v| !v.is_empty()));
+    let r = app
+        .send(
+            Method::GET,
+            "/health/live",
+            None,
+            None,
+            &[("X-Request-Id", "trace-abc-123")],
+        )
+        .await;
+    assert_eq!(r.header("x-request-id"), Some("trace-abc-123"));
+}
+
+#[tokio::test]
+async fn readiness_is_503_when_the_database_is_gone() {
+    let app = spawn_app().await;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    let mut conn = AsyncPgConnection::establish(app.db.admin_url())
+        .await
+        .unwrap();
+    // refuse new connections to the app's database, then cut the open ones
+    let db = app.db.name().to_string();
+    diesel::sql_query(format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS false"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    diesel::sql_query(format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{db}'"
+    ))
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    let r = app.get("/health/ready", None).await;
+    r.assert_problem(503, "NOT_READY");
+    let r = app
+        .get("/api/v1/users/1/balance", Some(&app.user_token(1)))
+        .await;
+    assert!(r.status.is_server_error());
+    assert_eq!(r.header("content-type"), Some("application/problem+json"));
+    assert!(
+        !r.body.to_string().contains("postgres"),
+        "no internals shown: {}",
+        r.body
+    );
+    diesel::sql_query(format!("ALTER DATABASE \"{db}\" ALLOW_CONNECTIONS true"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_openapi_document_and_swagger_ui_are_served() {
+    let app = spawn_app().await;
+    let r = app.get("/api-docs/openapi.json", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(r.body["paths"]["/api/v1/users/{user_id}/balance/charges"]["post"].is_object());
+    let page = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    assert!(page.text().await.unwrap().contains("swagger"));
+}

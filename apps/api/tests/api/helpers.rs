@@ -1,0 +1,206 @@
+//! `spawn_app()`: the real application on a random port with a fresh database.
+
+use actix_web::dev::ServerHandle;
+use commerce_api::auth::{Caller, JwtKeys};
+use commerce_api::config::Settings;
+use commerce_api::startup::{Application, RunMode};
+use kernel::UserId;
+use postgres_adapter::testing::TestDatabase;
+use postgres_adapter::PgPool;
+use reqwest::{Method, Response, StatusCode};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub keys: Arc<JwtKeys>,
+    handle: ServerHandle,
+    /// Kept last: the database outlives the server.
+    pub db: Arc<TestDatabase>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Spawns the app after `configure` adjusts its settings.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let db = Arc::new(TestDatabase::create().await);
+    spawn_on(db, configure).await
+}
+
+/// Spawns an app on an existing database (a second instance sharing it).
+pub async fn spawn_on(db: Arc<TestDatabase>, configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::load_from(&[]).expect("default settings");
+    settings.server.port = 0;
+    settings.database.url = db.url.clone();
+    settings.database.pool_size = 10;
+    settings.jobs.enabled = false;
+    configure(&mut settings);
+    let app = Application::build(settings.clone(), RunMode::Embedded)
+        .await
+        .expect("building the app");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let keys = Arc::new(JwtKeys::new(
+        &settings.auth.jwt_secret,
+        Duration::from_secs(3600),
+    ));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    TestApp {
+        address,
+        client,
+        keys,
+        handle,
+        db,
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { handle.stop(false).await });
+        }
+    }
+}
+
+/// A response read whole: status, headers, JSON body (Null when not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub async fn read(res: Response) -> Reply {
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.bytes().await.expect("reading a body");
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// Asserts a problem+json answer with this status and code.
+    #[track_caller]
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.body);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.body
+        );
+        assert_eq!(self.body["code"], code, "body: {}", self.body);
+        assert_eq!(self.body["status"], status);
+        assert!(
+            self.body["title"].is_string()
+                && self.body["type"].is_string()
+                && self.body["detail"].is_string()
+        );
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub fn user_token(&self, id: i64) -> String {
+        self.keys
+            .mint(Caller::User(UserId::try_from(id).unwrap()))
+            .unwrap()
+    }
+
+    pub fn admin_token(&self) -> String {
+        self.keys.mint(Caller::Admin).unwrap()
+    }
+
+    /// A pool on the app's database, for checking what the API cannot show.
+    pub fn pool(&self) -> PgPool {
+        self.db.pool(2)
+    }
+
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Reply {
+        self.send(method, path, token, body, &[]).await
+    }
+
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Reply::read(req.send().await.expect("sending a request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::GET, path, token, None).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.request(Method::POST, path, token, Some(body)).await
+    }
+
+    /// Charges `user` through the API as that user; panics unless 201.
+    pub async fn charge(&self, user: i64, amount: i64) -> Reply {
+        let r = self
+            .post(
+                &format!("/api/v1/users/{user}/balance/charges"),
+                Some(&self.user_token(user)),
+                &serde_json::json!({"amount": amount, "payment_method": "card"}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r
+    }
+
+    /// Every page of a list endpoint, following `next_cursor`.
+    pub async fn get_all(&self, path: &str, token: Option<&str>, limit: u32) -> Vec<Value> {
+        let mut items = Vec::new();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let mut next = format!("{path}{sep}limit={limit}");
+        loop {
+            let r = self.get(&next, token).await;
+            assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+            items.extend(r.body["items"].as_array().expect("items").iter().cloned());
+            match r.body["next_cursor"].as_str() {
+                Some(c) => next = format!("{path}{sep}limit={limit}&cursor={c}"),
+                None => return items,
+            }
+        }
+    }
+}

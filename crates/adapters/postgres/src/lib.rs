@@ -1,0 +1,20 @@
+//! PostgreSQL adapters: diesel + diesel-async implementations of the domain ports.
+//!
+//! Every use case is one transaction opened here: lock the rows the rule needs (in id
+//! order), call the domain's pure rule, write the outcome, commit. Invariants are also
+//! held by the schema (CHECK, UNIQUE, conditional UPDATEs), so a bug in Rust cannot
+//! break them.
+
+pub mod balance;
+pub mod idempotency;
+pub mod migrate;
+pub mod pool;
+pub mod schema;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod tx;
+
+pub use balance::PgBalanceStore;
+pub use idempotency::{BeginOutcome, PgIdempotencyStore, StoredResponse};
+pub use migrate::run_migrations;
+pub use pool::{build_pool, PgPool, PoolSettings};

@@ -1,0 +1,84 @@
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("an id must be a positive integer, got {0}")]
+pub struct IdError(pub i64);
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "i64", into = "i64")]
+        pub struct $name(i64);
+
+        impl $name {
+            /// The raw value; always positive.
+            pub const fn get(self) -> i64 {
+                self.0
+            }
+        }
+
+        impl TryFrom<i64> for $name {
+            type Error = IdError;
+            fn try_from(value: i64) -> Result<Self, IdError> {
+                if value > 0 {
+                    Ok(Self(value))
+                } else {
+                    Err(IdError(value))
+                }
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A user (customer); users live in the identity provider, the JWT `sub` carries the id.
+    UserId
+);
+id_type!(
+    /// A product of the catalogue.
+    ProductId
+);
+id_type!(
+    /// An order.
+    OrderId
+);
+id_type!(
+    /// A coupon (the definition, not a user's copy).
+    CouponId
+);
+id_type!(
+    /// A balance charge (a top-up through the payment gateway).
+    ChargeId
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_must_be_positive() {
+        assert_eq!(UserId::try_from(0), Err(IdError(0)));
+        assert_eq!(UserId::try_from(-5), Err(IdError(-5)));
+        assert_eq!(UserId::try_from(7).map(UserId::get), Ok(7));
+    }
+
+    #[test]
+    fn ids_reject_non_positive_values_when_deserialised() {
+        assert!(serde_json::from_str::<ProductId>("0").is_err());
+        assert_eq!(serde_json::from_str::<ProductId>("3").unwrap().get(), 3);
+    }
+}

@@ -1,0 +1,16 @@
+//! Shared value types of the commerce domain: ids, money, quantities, time and paging.
+//!
+//! Everything here is validated at construction: a value of these types is always
+//! within its documented range, so the domain crates never re-check them.
+
+mod clock;
+mod ids;
+mod money;
+mod page;
+
+#[cfg(any(test, feature = "mocks"))]
+pub use clock::MockClock;
+pub use clock::{Clock, SystemClock, Timestamp};
+pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, UserId};
+pub use money::{Money, MoneyError, Quantity, QuantityError};
+pub use page::{Page, PageRequest, PageRequestError};
