@@ -35,5 +35,9 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let mut doc = Base::openapi();
     doc.merge(routes::health::Api::openapi());
     doc.merge(routes::balance::Api::openapi());
+    doc.merge(routes::products::Api::openapi());
+    doc.merge(routes::cart::Api::openapi());
+    doc.merge(routes::coupons::Api::openapi());
+    doc.merge(routes::outbox::Api::openapi());
     doc
 }

@@ -2,6 +2,10 @@
 //! One test binary (modules below) to keep link time down.
 
 mod balance;
+mod cart;
 mod conventions;
+mod coupons;
 mod helpers;
 mod idempotency;
+mod outbox;
+mod products;

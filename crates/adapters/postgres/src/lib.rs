@@ -6,10 +6,14 @@
 //! break them.
 
 pub mod balance;
+pub mod cart;
+pub mod coupon;
 pub mod idempotency;
 pub mod migrate;
+pub mod outbox;
 pub mod pool;
 pub mod schema;
+pub mod stock;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tx;

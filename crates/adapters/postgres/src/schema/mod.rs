@@ -1,7 +1,10 @@
 //! Diesel table definitions, one module per domain, mirroring `migrations/`.
 
 pub mod balance;
+pub mod coupon;
 pub mod idempotency;
+pub mod outbox;
+pub mod stock;
 
 pub use balance::*;
 pub use idempotency::*;

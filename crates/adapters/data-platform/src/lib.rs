@@ -1,0 +1,1 @@
+//! HTTP client for the external data platform, behind `order::events::DataPlatform`.

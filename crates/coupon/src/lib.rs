@@ -1,0 +1,1 @@
+//! Coupons: FIXED and PERCENT discounts, first-come-first-served issuing, use on orders.

@@ -1,0 +1,1 @@
+//! Paying orders from the balance and refunding them.

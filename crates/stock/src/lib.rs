@@ -1,0 +1,1 @@
+//! Products with a price and limited stock: reserving, releasing, restocking.
