@@ -2,3 +2,11 @@
 //! machine, and the events that report paid and cancelled orders to the data platform.
 
 pub mod events;
+pub mod model;
+pub mod ports;
+pub mod rules;
+pub mod service;
+
+pub use model::*;
+pub use ports::*;
+pub use service::OrderService;
