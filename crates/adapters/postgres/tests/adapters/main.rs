@@ -1,0 +1,5 @@
+//! Adapter tests against a real PostgreSQL database, created fresh for each test from a
+//! migrated template. One test binary; one module per adapter.
+
+mod balance;
+mod idempotency;
