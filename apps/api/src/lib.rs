@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod idempotency;
 pub mod jobs;
+pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod seed;

@@ -2,10 +2,12 @@
 //! problem instead of a dropped connection.
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::web;
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::time::Instant;
@@ -43,7 +45,16 @@ pub async fn request_span<B: MessageBody + 'static>(
         .await?
         .map_into_boxed_body();
     let status = res.status().as_u16();
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let elapsed = started.elapsed();
+    if let Some(metrics) = res.request().app_data::<web::Data<Metrics>>() {
+        // the route template keeps label cardinality bounded; unknown paths share one label
+        let route = res
+            .request()
+            .match_pattern()
+            .unwrap_or_else(|| "unmatched".into());
+        metrics.observe_request(&route, &method, status, elapsed);
+    }
+    let latency_ms = elapsed.as_secs_f64() * 1000.0;
     span.in_scope(|| tracing::info!(status, latency_ms, "request completed"));
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut()

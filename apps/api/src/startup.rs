@@ -4,6 +4,7 @@ use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::error::{json_error, not_found, path_error, problemize, query_error};
 use crate::jobs::{self, Shutdown};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 use crate::{docs, idempotency, middleware, routes};
 use actix_web::dev::Server;
@@ -85,6 +86,8 @@ impl Application {
             charges,
         });
         let openapi = docs::openapi();
+        let metrics = web::Data::new(Metrics::new()?);
+        let app_metrics = metrics.clone();
 
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .with_context(|| {
@@ -95,6 +98,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
+                .app_data(app_metrics.clone())
                 .app_data(jwt.clone())
                 .app_data(idempotency_store.clone())
                 .app_data(web::Data::new(BodyLimit(limit)))
@@ -110,6 +114,7 @@ impl Application {
                 .wrap(ErrorHandlers::new().default_handler(problemize))
                 .wrap(from_fn(middleware::request_span))
                 .configure(routes::health::configure)
+                .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
                 .service(web::scope("/api/v1").configure(routes::configure_v1))
                 .service(
                     SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()),

@@ -131,3 +131,52 @@ async fn the_openapi_document_and_swagger_ui_are_served() {
     assert_eq!(page.status(), StatusCode::OK);
     assert!(page.text().await.unwrap().contains("swagger"));
 }
+
+#[tokio::test]
+async fn metrics_show_requests_by_route_template_pool_use_and_outbox_backlog() {
+    let app = spawn_app().await;
+    for user in [1, 2, 3] {
+        app.get(
+            &format!("/api/v1/users/{user}/balance"),
+            Some(&app.user_token(user)),
+        )
+        .await;
+    }
+    app.get("/api/v1/users/1/balance", None).await;
+    app.get("/no/such/path", None).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = |needle: &str| {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        line(r#"commerce_http_requests_total{method="GET",route="/api/v1/users/{user_id}/balance",status="200"}"#)
+            .as_deref()
+            .and_then(|l| l.rsplit(' ').next()),
+        Some("3"),
+        "{text}"
+    );
+    assert!(line(r#"commerce_http_requests_total{method="GET",route="/api/v1/users/{user_id}/balance",status="401"} 1"#).is_some());
+    assert!(
+        line(r#"commerce_http_requests_total{method="GET",route="unmatched",status="404"} 1"#)
+            .is_some()
+    );
+    assert!(line(r#"commerce_http_request_duration_seconds_count{method="GET",route="/api/v1/users/{user_id}/balance"} 4"#).is_some());
+    assert!(
+        line(r#"commerce_db_pool_connections{state="max"} 10"#).is_some(),
+        "{text}"
+    );
+    assert!(
+        line(r#"commerce_outbox_events{status="PENDING"} 0"#).is_some(),
+        "{text}"
+    );
+}
