@@ -1,11 +1,14 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
-.PHONY: run test build lint bench db clean-db help
+.PHONY: run test fuzz build lint bench db clean-db help
 
 run: ## build, provision PostgreSQL, migrate, seed demo data, serve on :8080
 	@scripts/run.sh
 
 test: ## format, clippy, the dependency rule, and every test against a real PostgreSQL
 	@scripts/test.sh
+
+fuzz: ## contract fuzzing of a running server with schemathesis (no 5xx, responses match the OpenAPI document)
+	@scripts/fuzz.sh
 
 build: ## build everything
 	cargo build --workspace --all-targets

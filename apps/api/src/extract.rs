@@ -18,6 +18,7 @@ pub fn parse_id<T: TryFrom<i64>>(raw: Option<&str>, field: &str) -> Result<T, Ap
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// 1..=100, default 20
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page
     pub cursor: Option<String>,

@@ -26,10 +26,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct ChargeRequest {
     /// won, 1..=10,000,000
-    #[schema(example = 10000)]
+    #[schema(example = 10000, minimum = 1, maximum = 10000000)]
     pub amount: i64,
     /// passed to the payment gateway; the sandbox declines `card_declined`
-    #[schema(example = "card")]
+    #[schema(example = "card", min_length = 1, max_length = 64)]
     pub payment_method: String,
 }
 
