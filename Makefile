@@ -1,5 +1,5 @@
 # The two commands a newcomer needs: `make run` and `make test`. See README.md.
-.PHONY: run test fuzz build lint bench db clean-db help
+.PHONY: run test fuzz docs-check build lint bench db clean-db help
 
 run: ## build, provision PostgreSQL, migrate, seed demo data, serve on :8080
 	@scripts/run.sh
@@ -9,6 +9,9 @@ test: ## format, clippy, the dependency rule, and every test against a real Post
 
 fuzz: ## contract fuzzing of a running server with schemathesis (no 5xx, responses match the OpenAPI document)
 	@scripts/fuzz.sh
+
+docs-check: ## open /docs in headless Chromium and check the operations list renders offline
+	@scripts/docs-check.sh
 
 build: ## build everything
 	cargo build --workspace --all-targets
