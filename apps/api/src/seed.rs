@@ -2,16 +2,19 @@
 
 use crate::config::Settings;
 use balance::{BalanceStore, ChargeAmount, ChargeService, PaymentMethod};
-use kernel::{SystemClock, UserId};
+use kernel::{PageRequest, SystemClock, UserId};
 use payment_gateway::SandboxGateway;
+use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::{build_pool, PgBalanceStore, PgPool, PoolSettings};
 use std::sync::Arc;
+use stock::{NewProduct, Price, ProductName, StockLevel, StockService};
 
 /// Seeds the demo catalogue and balances; returns a line per thing it added.
 pub async fn seed(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let pool = build_pool(&PoolSettings::new(settings.database.url.clone(), 2))?;
     let mut added = Vec::new();
     added.extend(seed_balances(&pool).await?);
+    added.extend(seed_products(&pool).await?);
     Ok(added)
 }
 
@@ -39,6 +42,46 @@ async fn seed_balances(pool: &PgPool) -> anyhow::Result<Vec<String>> {
                 .await?;
             added.push(format!("user {id}: balance charged with 100,000 won"));
         }
+    }
+    Ok(added)
+}
+
+/// The demo catalogue, added only to an empty catalogue (so running the seed again, or
+/// after products were added by hand, adds nothing).
+async fn seed_products(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let stock = StockService::new(
+        Arc::new(PgStockStore::new(pool.clone())),
+        Arc::new(SystemClock),
+    );
+    if !stock
+        .products(PageRequest::first(1))
+        .await?
+        .items
+        .is_empty()
+    {
+        return Ok(Vec::new());
+    }
+    let demo: [(&str, i64, i64); 6] = [
+        ("Mechanical keyboard", 89_000, 50),
+        ("Wireless mouse", 35_000, 120),
+        ("27-inch monitor", 329_000, 15),
+        ("USB-C hub", 42_000, 80),
+        ("Noise-cancelling headphones", 279_000, 25),
+        ("Limited edition mug", 15_000, 3),
+    ];
+    let mut added = Vec::new();
+    for (name, price, units) in demo {
+        let product = stock
+            .create_product(NewProduct {
+                name: ProductName::try_from(name.to_string())?,
+                price: Price::try_from(price)?,
+                stock: StockLevel::try_from(units)?,
+            })
+            .await?;
+        added.push(format!(
+            "product {}: {name}, {price} won, {units} in stock",
+            product.id
+        ));
     }
     Ok(added)
 }

@@ -13,13 +13,17 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use balance::{ChargeService, PaymentGateway};
 use kernel::{Clock, SystemClock};
+use order::cart::CartService;
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
+use postgres_adapter::cart::PgCartStore;
+use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::{
     build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PoolSettings,
 };
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
+use stock::StockService;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa_swagger_ui::SwaggerUi;
@@ -66,6 +70,8 @@ impl Application {
             _ => Arc::new(SandboxGateway),
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let stock = StockService::new(Arc::new(PgStockStore::new(pool.clone())), clock.clone());
+        let carts = CartService::new(Arc::new(PgCartStore::new(pool.clone())), clock.clone());
         let charges =
             ChargeService::new(Arc::new(PgBalanceStore::new(pool.clone())), gateway, clock);
 
@@ -84,6 +90,8 @@ impl Application {
             settings: settings.clone(),
             pool,
             charges,
+            stock,
+            carts,
         });
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);

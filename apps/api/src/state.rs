@@ -1,8 +1,10 @@
 //! What handlers share: the domain services, wired to their adapters.
 
 use balance::ChargeService;
+use order::cart::CartService;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
+use stock::StockService;
 
 use crate::config::Settings;
 
@@ -10,4 +12,6 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub pool: PgPool,
     pub charges: ChargeService,
+    pub stock: StockService,
+    pub carts: CartService,
 }

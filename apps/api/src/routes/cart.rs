@@ -1,7 +1,155 @@
-use actix_web::web;
+//! The cart: a user's products and quantities, always shown at current prices.
+
+use crate::auth::UserScope;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::parse_id;
+use crate::routes::products::product_not_found;
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use kernel::ProductId;
+use order::cart::{Cart, CartItem, CartQuantity, SetCartItemError};
+use serde::{Deserialize, Serialize};
+use std::future::{ready, Ready};
+use utoipa::ToSchema;
 
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(get_cart, put_item, delete_item),
+    components(schemas(CartView, CartItemView, PutCartItemRequest))
+)]
 pub struct Api;
 
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/users/{user_id}/cart").route(web::get().to(get_cart)))
+        .service(
+            web::resource("/users/{user_id}/cart/items/{product_id}")
+                .route(web::put().to(put_item))
+                .route(web::delete().to(delete_item)),
+        );
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartView {
+    pub user_id: i64,
+    /// ascending product id
+    pub items: Vec<CartItemView>,
+    /// sum of the subtotals, won
+    pub total: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CartItemView {
+    pub product_id: i64,
+    /// the product's current name
+    pub name: String,
+    /// the product's current price, won per unit
+    pub price: i64,
+    pub quantity: u32,
+    /// price * quantity
+    pub subtotal: i64,
+}
+
+impl From<CartItem> for CartItemView {
+    fn from(i: CartItem) -> Self {
+        CartItemView {
+            product_id: i.product_id.get(),
+            name: i.name,
+            price: i.price.won(),
+            quantity: i.quantity.get(),
+            subtotal: i.subtotal.won(),
+        }
+    }
+}
+
+impl From<Cart> for CartView {
+    fn from(c: Cart) -> Self {
+        CartView {
+            user_id: c.user_id.get(),
+            items: c.items.into_iter().map(CartItemView::from).collect(),
+            total: c.total.won(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PutCartItemRequest {
+    /// 1..=1000; replaces the quantity already in the cart (it is not added to it)
+    #[schema(example = 2)]
+    pub quantity: i64,
+}
+
+impl From<SetCartItemError> for ApiError {
+    fn from(e: SetCartItemError) -> Self {
+        match e {
+            SetCartItemError::ProductNotFound(id) => product_not_found(&[id]),
+            SetCartItemError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// The `{product_id}` of a cart item path: 400 VALIDATION_ERROR unless a positive id.
+#[derive(Debug, Clone, Copy)]
+pub struct CartProductPath(pub ProductId);
+
+impl FromRequest for CartProductPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_id(req.match_info().get("product_id"), "product_id").map(CartProductPath))
+    }
+}
+
+/// The user's cart at current prices (empty for a user who never added anything).
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/cart", tag = "cart",
+    params(("user_id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = CartView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_cart(
+    scope: UserScope,
+    state: web::Data<AppState>,
+) -> Result<web::Json<CartView>, ApiError> {
+    Ok(web::Json(state.carts.cart(scope.user).await?.into()))
+}
+
+/// Sets the quantity of a product in the cart (adds the product if absent).
+#[utoipa::path(put, path = "/api/v1/users/{user_id}/cart/items/{product_id}", tag = "cart",
+    params(("user_id" = i64, Path, minimum = 1), ("product_id" = i64, Path, minimum = 1)),
+    request_body = PutCartItemRequest,
+    responses((status = 200, body = CartView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR (quantity outside 1..=1000)", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn put_item(
+    scope: UserScope,
+    product: CartProductPath,
+    body: web::Json<PutCartItemRequest>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<CartView>, ApiError> {
+    let quantity = CartQuantity::try_from(body.quantity)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("quantity", e.to_string())]))?;
+    let cart = state
+        .carts
+        .set_item(scope.user, product.0, quantity)
+        .await?;
+    Ok(web::Json(cart.into()))
+}
+
+/// Removes a product from the cart; 204 whether or not it was there.
+#[utoipa::path(delete, path = "/api/v1/users/{user_id}/cart/items/{product_id}", tag = "cart",
+    params(("user_id" = i64, Path, minimum = 1), ("product_id" = i64, Path, minimum = 1)),
+    responses((status = 204, description = "removed (or was not there)"),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn delete_item(
+    scope: UserScope,
+    product: CartProductPath,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    state.carts.remove_item(scope.user, product.0).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,7 +1,273 @@
-use actix_web::web;
+//! Products and stock: the public catalogue (no token needed) and the admin endpoints
+//! that add products and restock or write off.
+
+use crate::auth::Admin;
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::state::AppState;
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use kernel::ProductId;
+use serde::{Deserialize, Serialize};
+use std::future::{ready, Ready};
+use stock::{
+    AdjustRuleError, AdjustStockError, NewProduct, Price, Product, ProductError, ProductName,
+    StockDelta, StockLevel,
+};
+use utoipa::ToSchema;
 
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(list_products, get_product, create_product, adjust_stock),
+    components(schemas(ProductView, CreateProductRequest, StockAdjustmentRequest))
+)]
 pub struct Api;
 
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/products").route(web::get().to(list_products)))
+        // `GET /products/popular` (orders slice) MUST be registered here, before
+        // `/products/{id}`: `web::resource("/products/popular")`. Registered after it,
+        // "popular" would be taken for an id (400 VALIDATION_ERROR).
+        .service(web::resource("/products/{id}").route(web::get().to(get_product)))
+        .service(web::resource("/admin/products").route(web::post().to(create_product)))
+        .service(web::resource("/admin/products/{id}/stock").route(web::post().to(adjust_stock)));
+}
+
+/// `Product`: `stock` is the number available to order now.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductView {
+    pub id: i64,
+    pub name: String,
+    /// won per unit, 1..=100,000,000
+    pub price: i64,
+    /// units available to order now
+    pub stock: i64,
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl From<Product> for ProductView {
+    fn from(p: Product) -> Self {
+        ProductView {
+            id: p.id.get(),
+            name: p.name,
+            price: p.price.won(),
+            stock: p.stock,
+            created_at: p.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateProductRequest {
+    /// 1..=200 characters, not blank, no control characters
+    #[schema(example = "Mechanical keyboard")]
+    pub name: String,
+    /// won per unit, 1..=100,000,000
+    #[schema(example = 89000)]
+    pub price: i64,
+    /// initial stock, 0..=1,000,000,000
+    #[schema(example = 100)]
+    pub stock: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct StockAdjustmentRequest {
+    /// positive restocks, negative writes off; non-zero, at most 1,000,000,000 either
+    /// way. The stock may not go below 0 (409 OUT_OF_STOCK) nor, restocking, past
+    /// 1,000,000,000 (422 VALIDATION_ERROR).
+    #[schema(example = -3)]
+    pub delta: i64,
+}
+
+/// 404 PRODUCT_NOT_FOUND naming the products (`product_ids`).
+pub fn product_not_found(ids: &[ProductId]) -> ApiError {
+    ApiError::not_found(
+        "PRODUCT_NOT_FOUND",
+        format!("no such product: {}", join(ids)),
+    )
+    .with("product_ids", ids)
+}
+
+/// 409 OUT_OF_STOCK naming the products (`product_ids`).
+pub fn out_of_stock(ids: &[ProductId]) -> ApiError {
+    ApiError::conflict(
+        "OUT_OF_STOCK",
+        format!("not enough stock of product: {}", join(ids)),
+    )
+    .with("product_ids", ids)
+}
+
+fn join(ids: &[ProductId]) -> String {
+    ids.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<ProductError> for ApiError {
+    fn from(e: ProductError) -> Self {
+        match e {
+            ProductError::NotFound(id) => product_not_found(&[id]),
+            ProductError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+/// The answer to a refused stock change of product `id`.
+fn adjust_error(id: ProductId, e: AdjustStockError) -> ApiError {
+    match e {
+        AdjustStockError::NotFound(id) => product_not_found(&[id]),
+        AdjustStockError::Refused(AdjustRuleError::BelowZero { stock, delta }) => {
+            ApiError::conflict(
+                "OUT_OF_STOCK",
+                format!(
+                "writing off {} of the {stock} units of product {id} would leave less than zero",
+                -delta
+            ),
+            )
+            .with("product_ids", [id])
+            .with("stock", stock)
+        }
+        AdjustStockError::Refused(e @ AdjustRuleError::AboveMax { .. }) => {
+            ApiError::validation(vec![FieldError::new("delta", e.to_string())])
+        }
+        AdjustStockError::Unexpected(e) => ApiError::from(e),
+    }
+}
+
+/// The `{id}` of a `/products/{id}` path: 400 VALIDATION_ERROR unless a positive id.
+#[derive(Debug, Clone, Copy)]
+pub struct ProductIdPath(pub ProductId);
+
+impl FromRequest for ProductIdPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(parse_id(req.match_info().get("id"), "id").map(ProductIdPath))
+    }
+}
+
+/// Products in ascending id.
+#[utoipa::path(get, path = "/api/v1/products", tag = "products",
+    params(ListQuery),
+    responses((status = 200, body = ListResponse<ProductView>),
+              (status = 400, description = "VALIDATION_ERROR (limit or cursor)", body = Problem)))]
+pub async fn list_products(
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ListResponse<ProductView>>, ApiError> {
+    let page = state.stock.products(query.page()?).await?;
+    Ok(web::Json(ListResponse::from_page(page, ProductView::from)))
+}
+
+/// One product.
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = "products",
+    params(("id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = ProductView),
+              (status = 400, body = Problem),
+              (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem)))]
+pub async fn get_product(
+    id: ProductIdPath,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ProductView>, ApiError> {
+    Ok(web::Json(state.stock.product(id.0).await?.into()))
+}
+
+/// Adds a product (admin).
+#[utoipa::path(post, path = "/api/v1/admin/products", tag = "products",
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    request_body = CreateProductRequest,
+    responses((status = 201, body = ProductView,
+               headers(("Location" = String, description = "/api/v1/products/{id}"))),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR naming the fields, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_product(
+    _admin: Admin,
+    body: web::Json<CreateProductRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let mut errors = Vec::new();
+    let name = ProductName::try_from(body.name)
+        .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
+        .ok();
+    let price = Price::try_from(body.price)
+        .map_err(|e| errors.push(FieldError::new("price", e.to_string())))
+        .ok();
+    let stock = StockLevel::try_from(body.stock)
+        .map_err(|e| errors.push(FieldError::new("stock", e.to_string())))
+        .ok();
+    let (Some(name), Some(price), Some(stock)) = (name, price, stock) else {
+        return Err(ApiError::validation(errors));
+    };
+    let product = state
+        .stock
+        .create_product(NewProduct { name, price, stock })
+        .await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/products/{}", product.id)))
+        .json(ProductView::from(product)))
+}
+
+/// Restocks (positive `delta`) or writes off (negative `delta`) a product (admin).
+#[utoipa::path(post, path = "/api/v1/admin/products/{id}/stock", tag = "products",
+    params(("id" = i64, Path, minimum = 1),
+           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    request_body = StockAdjustmentRequest,
+    responses((status = 200, body = ProductView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
+              (status = 409, description = "OUT_OF_STOCK (the stock would go below 0), REQUEST_IN_PROGRESS", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR (delta 0, out of range, or stock past 1,000,000,000), IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn adjust_stock(
+    _admin: Admin,
+    id: ProductIdPath,
+    body: web::Json<StockAdjustmentRequest>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ProductView>, ApiError> {
+    let delta = StockDelta::try_from(body.delta)
+        .map_err(|e| ApiError::validation(vec![FieldError::new("delta", e.to_string())]))?;
+    let product = state
+        .stock
+        .adjust_stock(id.0, delta)
+        .await
+        .map_err(|e| adjust_error(id.0, e))?;
+    Ok(web::Json(product.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_write_off_below_zero_is_409_out_of_stock_and_past_the_maximum_is_422() {
+        let id = ProductId::try_from(4).unwrap();
+        let below = adjust_error(
+            id,
+            AdjustStockError::Refused(AdjustRuleError::BelowZero {
+                stock: 2,
+                delta: -3,
+            }),
+        );
+        assert_eq!(below.code(), "OUT_OF_STOCK");
+        let above = adjust_error(
+            id,
+            AdjustStockError::Refused(AdjustRuleError::AboveMax {
+                stock: 2,
+                delta: 1_000_000_000,
+            }),
+        );
+        assert_eq!(above.code(), "VALIDATION_ERROR");
+        assert_eq!(
+            adjust_error(id, AdjustStockError::NotFound(id)).code(),
+            "PRODUCT_NOT_FOUND"
+        );
+    }
+}

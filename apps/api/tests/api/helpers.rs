@@ -204,3 +204,40 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    pub async fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        self.request(Method::PUT, path, token, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: Option<&str>) -> Reply {
+        self.request(Method::DELETE, path, token, None).await
+    }
+
+    /// Creates a product as admin; panics unless 201. Returns the `Product` JSON.
+    pub async fn create_product(&self, name: &str, price: i64, stock: i64) -> Value {
+        let r = self
+            .post(
+                "/api/v1/admin/products",
+                Some(&self.admin_token()),
+                &serde_json::json!({"name": name, "price": price, "stock": stock}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body
+    }
+
+    /// Creates a product as admin and returns its id.
+    pub async fn product_id(&self, name: &str, price: i64, stock: i64) -> i64 {
+        self.create_product(name, price, stock).await["id"]
+            .as_i64()
+            .expect("a product id")
+    }
+
+    /// The product as the public endpoint shows it; panics unless 200.
+    pub async fn product(&self, id: i64) -> Value {
+        let r = self.get(&format!("/api/v1/products/{id}"), None).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        r.body
+    }
+}

@@ -1,6 +1,7 @@
 //! Diesel table definitions, one module per domain, mirroring `migrations/`.
 
 pub mod balance;
+pub mod cart;
 pub mod coupon;
 pub mod idempotency;
 pub mod outbox;

@@ -2,4 +2,6 @@
 //! migrated template. One test binary; one module per adapter.
 
 mod balance;
+mod cart;
 mod idempotency;
+mod stock;

@@ -1,0 +1,235 @@
+//! Validated values of the catalogue and the product as stored.
+
+use kernel::{Money, ProductId, Quantity, Timestamp};
+
+/// Cheapest and dearest product, inclusive (won).
+pub const MIN_PRICE: i64 = 1;
+pub const MAX_PRICE: i64 = 100_000_000;
+
+/// Most units a product may hold in stock through the admin endpoints, inclusive.
+pub const MAX_STOCK: i64 = 1_000_000_000;
+
+/// Longest product name, in characters (Unicode scalar values).
+pub const MAX_NAME_CHARS: usize = 200;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProductNameError {
+    #[error("a product name must not be blank")]
+    Blank,
+    #[error("a product name is at most {MAX_NAME_CHARS} characters, got {0}")]
+    TooLong(usize),
+    #[error("a product name must not contain control characters")]
+    ControlCharacter,
+}
+
+/// A product name: 1..=200 characters, not blank, no control characters
+/// (PostgreSQL cannot store NUL, and line breaks have no place in a name).
+/// Kept exactly as given (not trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductName(String);
+
+impl ProductName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_inner(self) -> String {
+        self.0
+    }
+}
+
+impl TryFrom<String> for ProductName {
+    type Error = ProductNameError;
+    fn try_from(value: String) -> Result<Self, ProductNameError> {
+        if value.chars().all(char::is_whitespace) {
+            return Err(ProductNameError::Blank);
+        }
+        let chars = value.chars().count();
+        if chars > MAX_NAME_CHARS {
+            return Err(ProductNameError::TooLong(chars));
+        }
+        if value.chars().any(char::is_control) {
+            return Err(ProductNameError::ControlCharacter);
+        }
+        Ok(ProductName(value))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a price must be between {MIN_PRICE} and {MAX_PRICE} won, got {0}")]
+pub struct PriceError(pub i64);
+
+/// The price of one unit: 1..=100,000,000 won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Price(Money);
+
+impl Price {
+    pub fn money(self) -> Money {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Price {
+    type Error = PriceError;
+    fn try_from(value: i64) -> Result<Self, PriceError> {
+        if (MIN_PRICE..=MAX_PRICE).contains(&value) {
+            Money::try_from(value)
+                .map(Price)
+                .map_err(|_| PriceError(value))
+        } else {
+            Err(PriceError(value))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("stock must be between 0 and {MAX_STOCK}, got {0}")]
+pub struct StockLevelError(pub i64);
+
+/// A number of units on hand: 0..=1,000,000,000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StockLevel(i64);
+
+impl StockLevel {
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for StockLevel {
+    type Error = StockLevelError;
+    fn try_from(value: i64) -> Result<Self, StockLevelError> {
+        if (0..=MAX_STOCK).contains(&value) {
+            Ok(StockLevel(value))
+        } else {
+            Err(StockLevelError(value))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("delta must be a non-zero number between -{MAX_STOCK} and {MAX_STOCK}, got {0}")]
+pub struct StockDeltaError(pub i64);
+
+/// An admin's stock change: positive restocks, negative writes off.
+/// Never zero (it would change nothing) and never larger than [`MAX_STOCK`] either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockDelta(i64);
+
+impl StockDelta {
+    pub const fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for StockDelta {
+    type Error = StockDeltaError;
+    fn try_from(value: i64) -> Result<Self, StockDeltaError> {
+        if value != 0 && (-MAX_STOCK..=MAX_STOCK).contains(&value) {
+            Ok(StockDelta(value))
+        } else {
+            Err(StockDeltaError(value))
+        }
+    }
+}
+
+/// A product to add to the catalogue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewProduct {
+    pub name: ProductName,
+    pub price: Price,
+    pub stock: StockLevel,
+}
+
+/// A product as stored. `stock` is the number available to order now (never negative).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Product {
+    pub id: ProductId,
+    pub name: String,
+    pub price: Money,
+    pub stock: i64,
+    pub created_at: Timestamp,
+}
+
+/// One line of a reservation: take `quantity` units of `product_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReserveLine {
+    pub product_id: ProductId,
+    pub quantity: Quantity,
+}
+
+/// A product's available stock as read under lock, for the pure rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Available {
+    pub product_id: ProductId,
+    pub stock: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_must_be_present_short_and_printable() {
+        assert_eq!(
+            ProductName::try_from(String::new()),
+            Err(ProductNameError::Blank)
+        );
+        assert_eq!(
+            ProductName::try_from(" \t\u{3000}".to_string()),
+            Err(ProductNameError::Blank)
+        );
+        assert_eq!(
+            ProductName::try_from("가".repeat(201)),
+            Err(ProductNameError::TooLong(201))
+        );
+        assert_eq!(
+            ProductName::try_from("a\u{0}b".to_string()),
+            Err(ProductNameError::ControlCharacter)
+        );
+        // 200 multi-byte characters are 600 bytes but still 200 characters
+        let max = "가".repeat(200);
+        assert_eq!(ProductName::try_from(max.clone()).unwrap().as_str(), max);
+        assert_eq!(
+            ProductName::try_from(" padded ".to_string())
+                .unwrap()
+                .as_str(),
+            " padded "
+        );
+    }
+
+    #[test]
+    fn prices_are_one_won_to_one_hundred_million() {
+        assert_eq!(Price::try_from(0), Err(PriceError(0)));
+        assert_eq!(Price::try_from(-1), Err(PriceError(-1)));
+        assert_eq!(Price::try_from(100_000_001), Err(PriceError(100_000_001)));
+        assert_eq!(Price::try_from(1).unwrap().money().won(), 1);
+        assert_eq!(
+            Price::try_from(100_000_000).unwrap().money().won(),
+            100_000_000
+        );
+    }
+
+    #[test]
+    fn stock_levels_are_zero_to_one_billion() {
+        assert_eq!(StockLevel::try_from(-1), Err(StockLevelError(-1)));
+        assert_eq!(
+            StockLevel::try_from(1_000_000_001),
+            Err(StockLevelError(1_000_000_001))
+        );
+        assert_eq!(StockLevel::try_from(0).unwrap().get(), 0);
+        assert_eq!(
+            StockLevel::try_from(1_000_000_000).unwrap().get(),
+            1_000_000_000
+        );
+    }
+
+    #[test]
+    fn deltas_are_non_zero_and_bounded() {
+        assert_eq!(StockDelta::try_from(0), Err(StockDeltaError(0)));
+        assert!(StockDelta::try_from(1_000_000_001).is_err());
+        assert!(StockDelta::try_from(-1_000_000_001).is_err());
+        assert!(StockDelta::try_from(i64::MIN).is_err());
+        assert_eq!(StockDelta::try_from(-5).unwrap().get(), -5);
+    }
+}
