@@ -7,7 +7,7 @@ use actix_web::http::Method;
 use actix_web::web;
 
 /// One route: method, path (relative to `/api/v1`), handler.
-pub type RouteSpec = (Method, &'static str, web::Route);
+pub type RouteSpec = (Method, &'static str, actix_web::Route);
 
 /// Registers routes, one resource per path (so a wrong method on a known path is 405).
 pub fn register(cfg: &mut web::ServiceConfig, routes: Vec<RouteSpec>) {
