@@ -11,8 +11,11 @@ use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use balance::{ChargeService, PaymentGateway};
+use coupon::CouponService;
 use kernel::{Clock, SystemClock};
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
+use postgres_adapter::coupon::PgCouponStore;
+use postgres_adapter::notification::PgNotificationInbox;
 use postgres_adapter::{
     build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PoolSettings,
 };
@@ -65,8 +68,16 @@ impl Application {
             _ => Arc::new(SandboxGateway),
         };
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let charges =
-            ChargeService::new(Arc::new(PgBalanceStore::new(pool.clone())), gateway, clock);
+        let charges = ChargeService::new(
+            Arc::new(PgBalanceStore::new(pool.clone())),
+            gateway,
+            clock.clone(),
+        );
+        let coupons = CouponService::new(
+            Arc::new(PgCouponStore::new(pool.clone())),
+            Arc::new(PgNotificationInbox::new(pool.clone())),
+            clock,
+        );
 
         let jwt = web::Data::new(JwtKeys::new(
             &settings.auth.jwt_secret,
@@ -83,6 +94,7 @@ impl Application {
             settings: settings.clone(),
             pool,
             charges,
+            coupons,
         });
         let openapi = docs::openapi();
 

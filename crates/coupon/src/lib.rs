@@ -16,4 +16,4 @@ pub mod service;
 pub use model::*;
 pub use ports::*;
 pub use rules::*;
-pub use service::CouponService;
+pub use service::{CouponService, GetCouponError};
