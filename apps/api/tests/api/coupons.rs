@@ -554,3 +554,31 @@ async fn an_issue_retried_with_the_same_key_replays_the_first_answer() {
     assert_eq!(a.body, b.body);
     assert_eq!(get_coupon(&app, id).await["issued_quantity"], 1);
 }
+
+#[tokio::test]
+async fn every_coupon_route_is_in_the_openapi_document() {
+    let app = spawn_app().await;
+    let r = app.get("/api-docs/openapi.json", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    for (path, method) in [
+        ("/api/v1/admin/coupons", "post"),
+        ("/api/v1/coupons/{coupon_id}", "get"),
+        ("/api/v1/coupons/{coupon_id}/issues", "post"),
+        ("/api/v1/users/{user_id}/coupons", "get"),
+        ("/api/v1/users/{user_id}/notifications", "get"),
+    ] {
+        assert!(
+            r.body["paths"][path][method].is_object(),
+            "{method} {path} is missing"
+        );
+    }
+    let schemas = &r.body["components"]["schemas"];
+    for name in [
+        "CouponView",
+        "UserCouponView",
+        "NotificationView",
+        "CreateCouponRequest",
+    ] {
+        assert!(schemas[name].is_object(), "schema {name} is missing");
+    }
+}
