@@ -2,20 +2,52 @@
 
 use crate::config::Settings;
 use balance::{BalanceStore, ChargeAmount, ChargeService, PaymentMethod};
-use kernel::{PageRequest, SystemClock, UserId};
+use coupon::{CouponName, CouponStore, Discount, DiscountType, NewCoupon, ValidityWindow};
+use kernel::{Clock, Money, PageRequest, Quantity, SystemClock, UserId};
 use payment_gateway::SandboxGateway;
+use postgres_adapter::coupon::PgCouponStore;
 use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::{build_pool, PgBalanceStore, PgPool, PoolSettings};
 use std::sync::Arc;
 use stock::{NewProduct, Price, ProductName, StockLevel, StockService};
 
-/// Seeds the demo catalogue and balances; returns a line per thing it added.
+/// Seeds the demo catalogue, balances and a coupon; returns a line per thing it added.
 pub async fn seed(settings: &Settings) -> anyhow::Result<Vec<String>> {
     let pool = build_pool(&PoolSettings::new(settings.database.url.clone(), 2))?;
     let mut added = Vec::new();
     added.extend(seed_balances(&pool).await?);
     added.extend(seed_products(&pool).await?);
+    added.extend(seed_coupons(&pool).await?);
     Ok(added)
+}
+
+/// One demo coupon (10% off from 10,000 won, 100 units, valid for a year), issued to
+/// user 1 with a notification; added only while user 1 owns no coupon.
+async fn seed_coupons(pool: &PgPool) -> anyhow::Result<Vec<String>> {
+    let store = Arc::new(PgCouponStore::new(pool.clone()));
+    let user = UserId::try_from(1)?;
+    let now = SystemClock.now();
+    if !store
+        .user_coupons(user, now, Default::default())
+        .await?
+        .items
+        .is_empty()
+    {
+        return Ok(Vec::new());
+    }
+    let coupon = NewCoupon::new(
+        CouponName::try_from("Welcome 10%".to_string())?,
+        Discount::new(DiscountType::Percent, 10)?,
+        Money::try_from(10_000)?,
+        Some(Quantity::try_from(100)?),
+        ValidityWindow::new(now, now + chrono::Duration::days(365))?,
+        vec![user],
+    )?;
+    let coupon = store.create(coupon, now).await?;
+    Ok(vec![format!(
+        "coupon {} \"Welcome 10%\" (100 units), issued to user 1",
+        coupon.id
+    )])
 }
 
 /// Users 1 and 2 start with 100,000 won, charged through the sandbox gateway like any

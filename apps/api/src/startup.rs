@@ -12,10 +12,13 @@ use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use balance::{ChargeService, PaymentGateway};
+use coupon::CouponService;
 use kernel::{Clock, SystemClock};
 use order::cart::CartService;
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
 use postgres_adapter::cart::PgCartStore;
+use postgres_adapter::coupon::PgCouponStore;
+use postgres_adapter::notification::PgNotificationInbox;
 use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::{
     build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PoolSettings,
@@ -72,8 +75,16 @@ impl Application {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let stock = StockService::new(Arc::new(PgStockStore::new(pool.clone())), clock.clone());
         let carts = CartService::new(Arc::new(PgCartStore::new(pool.clone())), clock.clone());
-        let charges =
-            ChargeService::new(Arc::new(PgBalanceStore::new(pool.clone())), gateway, clock);
+        let charges = ChargeService::new(
+            Arc::new(PgBalanceStore::new(pool.clone())),
+            gateway,
+            clock.clone(),
+        );
+        let coupons = CouponService::new(
+            Arc::new(PgCouponStore::new(pool.clone())),
+            Arc::new(PgNotificationInbox::new(pool.clone())),
+            clock,
+        );
 
         let jwt = web::Data::new(JwtKeys::new(
             &settings.auth.jwt_secret,
@@ -92,6 +103,7 @@ impl Application {
             charges,
             stock,
             carts,
+            coupons,
         });
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);

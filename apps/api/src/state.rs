@@ -1,6 +1,7 @@
 //! What handlers share: the domain services, wired to their adapters.
 
 use balance::ChargeService;
+use coupon::CouponService;
 use order::cart::CartService;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
@@ -14,4 +15,5 @@ pub struct AppState {
     pub charges: ChargeService,
     pub stock: StockService,
     pub carts: CartService,
+    pub coupons: CouponService,
 }

@@ -1,7 +1,433 @@
-use actix_web::web;
+//! Coupons: admin creation (with `issue_to`), reading, first-come-first-served issuing,
+//! a user's coupons, and the user's notification inbox.
+
+use crate::auth::{Admin, Caller, UserScope};
+use crate::error::{ApiError, FieldError, Problem};
+use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::state::AppState;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Utc};
+use coupon::{
+    Coupon, CouponName, Discount, DiscountType, GetCouponError, IssueCouponError, NewCoupon,
+    NewCouponError, Notification, NotificationKind, UserCoupon, UserCouponStatus, ValidityWindow,
+    MAX_ISSUE_TO,
+};
+use kernel::{CouponId, Money, Quantity, UserId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 #[derive(utoipa::OpenApi)]
-#[openapi()]
+#[openapi(
+    paths(create_coupon, get_coupon, issue_coupon, user_coupons, notifications),
+    components(schemas(
+        CreateCouponRequest,
+        IssueRequest,
+        CouponView,
+        DiscountTypeView,
+        UserCouponView,
+        UserCouponStatusView,
+        NotificationView,
+        NotificationKindView
+    ))
+)]
 pub struct Api;
 
-pub fn configure(_cfg: &mut web::ServiceConfig) {}
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/admin/coupons").route(web::post().to(create_coupon)))
+        .service(web::resource("/coupons/{coupon_id}").route(web::get().to(get_coupon)))
+        .service(web::resource("/coupons/{coupon_id}/issues").route(web::post().to(issue_coupon)))
+        .service(web::resource("/users/{user_id}/coupons").route(web::get().to(user_coupons)))
+        .service(
+            web::resource("/users/{user_id}/notifications").route(web::get().to(notifications)),
+        );
+}
+
+/// How a coupon discounts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DiscountTypeView {
+    /// `discount_value` won off
+    Fixed,
+    /// `discount_value` percent off, rounded down
+    Percent,
+}
+
+impl From<DiscountTypeView> for DiscountType {
+    fn from(v: DiscountTypeView) -> Self {
+        match v {
+            DiscountTypeView::Fixed => DiscountType::Fixed,
+            DiscountTypeView::Percent => DiscountType::Percent,
+        }
+    }
+}
+
+impl From<DiscountType> for DiscountTypeView {
+    fn from(v: DiscountType) -> Self {
+        match v {
+            DiscountType::Fixed => DiscountTypeView::Fixed,
+            DiscountType::Percent => DiscountTypeView::Percent,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateCouponRequest {
+    /// 1..=200 characters
+    #[schema(example = "Welcome 10%")]
+    pub name: String,
+    pub discount_type: DiscountTypeView,
+    /// FIXED: won off, 1..=100,000,000; PERCENT: percent off, 1..=100
+    #[schema(example = 10)]
+    pub discount_value: i64,
+    /// the subtotal an order needs; >= 0, default 0
+    #[schema(example = 10000)]
+    pub min_order_amount: Option<i64>,
+    /// >= 1; null or absent: unlimited
+    #[schema(example = 100)]
+    pub total_quantity: Option<i64>,
+    /// the coupon is usable when valid_from <= now < valid_until
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+    /// users who get the coupon (and a notification) right away; at most 1000 entries,
+    /// duplicates count once, and they must fit in total_quantity
+    pub issue_to: Option<Vec<i64>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IssueRequest {
+    /// the caller's own id (admins may name anyone)
+    #[schema(example = 42)]
+    pub user_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CouponView {
+    pub id: i64,
+    pub name: String,
+    pub discount_type: DiscountTypeView,
+    pub discount_value: i64,
+    pub min_order_amount: i64,
+    /// null: unlimited
+    pub total_quantity: Option<i64>,
+    /// owners so far, `issue_to` included; never above total_quantity
+    pub issued_quantity: u64,
+    pub valid_from: DateTime<Utc>,
+    pub valid_until: DateTime<Utc>,
+}
+
+impl From<Coupon> for CouponView {
+    fn from(c: Coupon) -> Self {
+        CouponView {
+            id: c.id.get(),
+            name: c.name.as_str().to_string(),
+            discount_type: c.discount.kind().into(),
+            discount_value: c.discount.value(),
+            min_order_amount: c.min_order_amount.won(),
+            total_quantity: c.total_quantity.map(i64::from),
+            issued_quantity: c.issued_quantity,
+            valid_from: c.window.from(),
+            valid_until: c.window.until(),
+        }
+    }
+}
+
+/// A user's coupon: EXPIRED when unused and its window has ended.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserCouponStatusView {
+    Available,
+    Used,
+    Expired,
+}
+
+impl From<UserCouponStatus> for UserCouponStatusView {
+    fn from(s: UserCouponStatus) -> Self {
+        match s {
+            UserCouponStatus::Available => UserCouponStatusView::Available,
+            UserCouponStatus::Used => UserCouponStatusView::Used,
+            UserCouponStatus::Expired => UserCouponStatusView::Expired,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserCouponView {
+    pub coupon: CouponView,
+    pub user_id: i64,
+    pub status: UserCouponStatusView,
+    pub issued_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    /// the order that uses it (USED only)
+    pub order_id: Option<i64>,
+}
+
+impl From<UserCoupon> for UserCouponView {
+    fn from(c: UserCoupon) -> Self {
+        UserCouponView {
+            coupon: c.coupon.into(),
+            user_id: c.user_id.get(),
+            status: c.status.into(),
+            issued_at: c.issued_at,
+            used_at: c.used_at,
+            order_id: c.order_id.map(i64::from),
+        }
+    }
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationKindView {
+    CouponIssued,
+}
+
+impl From<NotificationKind> for NotificationKindView {
+    fn from(k: NotificationKind) -> Self {
+        match k {
+            NotificationKind::CouponIssued => NotificationKindView::CouponIssued,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationView {
+    pub id: i64,
+    pub kind: NotificationKindView,
+    pub message: String,
+    pub coupon_id: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub read: bool,
+}
+
+impl From<Notification> for NotificationView {
+    fn from(n: Notification) -> Self {
+        NotificationView {
+            id: n.id,
+            kind: n.kind.into(),
+            message: n.message,
+            coupon_id: n.coupon_id.map(i64::from),
+            created_at: n.created_at,
+            read: n.read,
+        }
+    }
+}
+
+impl From<IssueCouponError> for ApiError {
+    fn from(e: IssueCouponError) -> Self {
+        match e {
+            IssueCouponError::NotFound => coupon_not_found(),
+            IssueCouponError::AlreadyIssued => ApiError::conflict(
+                "COUPON_ALREADY_ISSUED",
+                "this user already owns this coupon",
+            ),
+            IssueCouponError::SoldOut => ApiError::conflict(
+                "COUPON_SOLD_OUT",
+                "every unit of this coupon has been issued",
+            ),
+            IssueCouponError::NotActive => ApiError::conflict(
+                "COUPON_NOT_ACTIVE",
+                "the coupon is outside its validity window",
+            ),
+            IssueCouponError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<GetCouponError> for ApiError {
+    fn from(e: GetCouponError) -> Self {
+        match e {
+            GetCouponError::NotFound => coupon_not_found(),
+            GetCouponError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+fn coupon_not_found() -> ApiError {
+    ApiError::not_found("COUPON_NOT_FOUND", "no such coupon")
+}
+
+impl CreateCouponRequest {
+    /// The domain command, or 422 naming every invalid field.
+    fn try_into_domain(self) -> Result<NewCoupon, ApiError> {
+        let mut errors = Vec::new();
+        let mut field = |name: &str, message: String| errors.push(FieldError::new(name, message));
+        let name = CouponName::try_from(self.name)
+            .map_err(|e| field("name", e.to_string()))
+            .ok();
+        let discount = Discount::new(self.discount_type.into(), self.discount_value)
+            .map_err(|e| field("discount_value", e.to_string()))
+            .ok();
+        let min_order_amount = Money::try_from(self.min_order_amount.unwrap_or(0))
+            .map_err(|_| field("min_order_amount", "must be 0 or more".into()))
+            .ok();
+        let total_quantity = match self.total_quantity {
+            None => Some(None),
+            Some(t) => Quantity::try_from(t)
+                .map(Some)
+                .map_err(|_| field("total_quantity", "must be 1 or more, or null".into()))
+                .ok(),
+        };
+        let window = ValidityWindow::new(self.valid_from, self.valid_until)
+            .map_err(|e| field("valid_until", e.to_string()))
+            .ok();
+        let raw = self.issue_to.unwrap_or_default();
+        if raw.len() > MAX_ISSUE_TO {
+            field(
+                "issue_to",
+                format!("at most {MAX_ISSUE_TO} users, got {}", raw.len()),
+            );
+        }
+        let mut issue_to = Vec::with_capacity(raw.len());
+        for (i, id) in raw.into_iter().enumerate() {
+            match UserId::try_from(id) {
+                Ok(u) => issue_to.push(u),
+                Err(_) => field(
+                    &format!("issue_to[{i}]"),
+                    "must be a positive user id".into(),
+                ),
+            }
+        }
+        let (
+            Some(name),
+            Some(discount),
+            Some(min_order_amount),
+            Some(total_quantity),
+            Some(window),
+            true,
+        ) = (
+            name,
+            discount,
+            min_order_amount,
+            total_quantity,
+            window,
+            errors.is_empty(),
+        )
+        else {
+            return Err(ApiError::validation(errors));
+        };
+        NewCoupon::new(
+            name,
+            discount,
+            min_order_amount,
+            total_quantity,
+            window,
+            issue_to,
+        )
+        .map_err(|e: NewCouponError| {
+            ApiError::validation(vec![FieldError::new("issue_to", e.to_string())])
+        })
+    }
+}
+
+/// Creates a coupon; every user of `issue_to` owns it and gets a notification, all in
+/// one transaction.
+#[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "coupons",
+    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    request_body = CreateCouponRequest,
+    responses((status = 201, body = CouponView, headers(("Location" = String, description = "/api/v1/coupons/{id}"))),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR (also: more distinct issue_to users than total_quantity), IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn create_coupon(
+    _admin: Admin,
+    body: web::Json<CreateCouponRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let new = body.into_inner().try_into_domain()?;
+    let coupon = state.coupons.create(new).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, format!("/api/v1/coupons/{}", coupon.id)))
+        .json(CouponView::from(coupon)))
+}
+
+/// A coupon (any valid token).
+#[utoipa::path(get, path = "/api/v1/coupons/{coupon_id}", tag = "coupons",
+    params(("coupon_id" = i64, Path, minimum = 1)),
+    responses((status = 200, body = CouponView),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 404, description = "COUPON_NOT_FOUND", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn get_coupon(
+    _caller: Caller,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<CouponView>, ApiError> {
+    let id = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
+    Ok(web::Json(state.coupons.get(id).await?.into()))
+}
+
+/// First come, first served: one unit for `user_id` (the caller; admins for anyone).
+#[utoipa::path(post, path = "/api/v1/coupons/{coupon_id}/issues", tag = "coupons",
+    params(("coupon_id" = i64, Path, minimum = 1),
+           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    request_body = IssueRequest,
+    responses((status = 201, body = UserCouponView),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, description = "FORBIDDEN: user_id is not the caller", body = Problem),
+              (status = 404, description = "COUPON_NOT_FOUND", body = Problem),
+              (status = 409, description = "COUPON_ALREADY_ISSUED, COUPON_SOLD_OUT, COUPON_NOT_ACTIVE (outside its validity window), REQUEST_IN_PROGRESS", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn issue_coupon(
+    caller: Caller,
+    req: HttpRequest,
+    body: web::Json<IssueRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let coupon = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
+    let user = UserId::try_from(body.user_id).map_err(|_| {
+        ApiError::validation(vec![FieldError::new(
+            "user_id",
+            "must be a positive user id",
+        )])
+    })?;
+    caller.ensure_may_act_for(user)?;
+    let issued = state.coupons.issue(coupon, user).await?;
+    Ok(HttpResponse::build(StatusCode::CREATED).json(UserCouponView::from(issued)))
+}
+
+/// The user's coupons, newest first; status as of now.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/coupons", tag = "coupons",
+    params(("user_id" = i64, Path, minimum = 1), ListQuery),
+    responses((status = 200, body = ListResponse<UserCouponView>),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn user_coupons(
+    scope: UserScope,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ListResponse<UserCouponView>>, ApiError> {
+    let page = state
+        .coupons
+        .user_coupons(scope.user, query.page()?)
+        .await?;
+    Ok(web::Json(ListResponse::from_page(
+        page,
+        UserCouponView::from,
+    )))
+}
+
+/// The user's notifications, newest first.
+#[utoipa::path(get, path = "/api/v1/users/{user_id}/notifications", tag = "coupons",
+    params(("user_id" = i64, Path, minimum = 1), ListQuery),
+    responses((status = 200, body = ListResponse<NotificationView>),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn notifications(
+    scope: UserScope,
+    query: web::Query<ListQuery>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ListResponse<NotificationView>>, ApiError> {
+    let page = state
+        .coupons
+        .notifications(scope.user, query.page()?)
+        .await?;
+    Ok(web::Json(ListResponse::from_page(
+        page,
+        NotificationView::from,
+    )))
+}

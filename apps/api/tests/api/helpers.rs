@@ -241,3 +241,46 @@ impl TestApp {
         r.body
     }
 }
+
+/// A coupon body (10% off, unlimited, valid from an hour ago for a day) with
+/// `overrides` merged over it.
+pub fn coupon_body(overrides: Value) -> Value {
+    let now = chrono::Utc::now();
+    let mut body = serde_json::json!({
+        "name": "Test coupon",
+        "discount_type": "PERCENT",
+        "discount_value": 10,
+        "valid_from": (now - chrono::Duration::hours(1)).to_rfc3339(),
+        "valid_until": (now + chrono::Duration::days(1)).to_rfc3339(),
+    });
+    if let (Some(b), Some(o)) = (body.as_object_mut(), overrides.as_object()) {
+        for (k, v) in o {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    body
+}
+
+/// Creates a coupon as admin from [`coupon_body`]`(overrides)`; panics unless 201.
+/// Returns the `Coupon` JSON.
+pub async fn create_coupon(app: &TestApp, overrides: Value) -> Value {
+    let r = app
+        .post(
+            "/api/v1/admin/coupons",
+            Some(&app.admin_token()),
+            &coupon_body(overrides),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    r.body
+}
+
+/// `POST /coupons/{coupon}/issues` for `user`, as that user.
+pub async fn issue_coupon(app: &TestApp, coupon: i64, user: i64) -> Reply {
+    app.post(
+        &format!("/api/v1/coupons/{coupon}/issues"),
+        Some(&app.user_token(user)),
+        &serde_json::json!({ "user_id": user }),
+    )
+    .await
+}

@@ -1,1 +1,430 @@
-//! (to be written)
+//! Coupons and the users who own them. See `coupon::ports::CouponStore` for the
+//! guarantees; the SQL that keeps them is here.
+//!
+//! - First-come-first-served issuing is ONE statement (`ISSUE_SQL`): it claims a unit
+//!   with a conditional UPDATE (row lock, rechecked after a concurrent commit) and
+//!   records the owner in the same statement. If the owner row conflicts, the unique
+//!   violation aborts the whole statement, so a duplicate never keeps a unit.
+//! - Using a coupon on an order ([`use_in_tx`]) and restoring it ([`restore_in_tx`])
+//!   run inside the caller's transaction, so the order adapter composes them.
+
+use crate::notification::notify_in_tx;
+use crate::pool::{conn, PgPool};
+use crate::schema::coupon::{coupons, user_coupons};
+use crate::tx::{valid, TxError};
+use ::coupon::{
+    coupon_issued_message, decide_use, issue_refusal, ApplyCouponError, Coupon, CouponName,
+    CouponStore, Discount, DiscountType, IssueCouponError, NewCoupon, NotificationKind,
+    StoredStatus, UseCouponError, UseDecision, UserCoupon, UserCouponStatus, ValidityWindow,
+};
+use anyhow::{anyhow, Context};
+use async_trait::async_trait;
+use diesel::dsl::exists;
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use diesel::sql_types::{BigInt, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use kernel::{CouponId, Money, OrderId, Page, PageRequest, Quantity, Timestamp, UserId};
+
+/// The unique constraint "a user owns a coupon at most once".
+const OWNER_KEY: &str = "user_coupons_coupon_id_user_id_key";
+
+#[derive(Clone)]
+pub struct PgCouponStore {
+    pool: PgPool,
+}
+
+impl PgCouponStore {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
+#[diesel(table_name = coupons, check_for_backend(diesel::pg::Pg))]
+struct CouponRow {
+    id: i64,
+    name: String,
+    discount_type: String,
+    discount_value: i64,
+    min_order_amount: i64,
+    total_quantity: Option<i64>,
+    issued_quantity: i64,
+    valid_from: Timestamp,
+    valid_until: Timestamp,
+}
+
+impl TryFrom<CouponRow> for Coupon {
+    type Error = anyhow::Error;
+    fn try_from(r: CouponRow) -> anyhow::Result<Coupon> {
+        let kind = DiscountType::parse(&r.discount_type)
+            .ok_or_else(|| anyhow!("unknown discount type {}", r.discount_type))?;
+        Ok(Coupon {
+            id: valid(CouponId::try_from(r.id), "coupon id")?,
+            name: valid(CouponName::try_from(r.name), "coupon name")?,
+            discount: valid(Discount::new(kind, r.discount_value), "discount")?,
+            min_order_amount: valid(Money::try_from(r.min_order_amount), "min order amount")?,
+            total_quantity: r
+                .total_quantity
+                .map(|t| valid(Quantity::try_from(t), "total quantity"))
+                .transpose()?,
+            issued_quantity: valid(u64::try_from(r.issued_quantity), "issued quantity")?,
+            window: valid(
+                ValidityWindow::new(r.valid_from, r.valid_until),
+                "validity window",
+            )?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = user_coupons, check_for_backend(diesel::pg::Pg))]
+struct UserCouponRow {
+    id: i64,
+    user_id: i64,
+    status: String,
+    issued_at: Timestamp,
+    used_at: Option<Timestamp>,
+    order_id: Option<i64>,
+}
+
+fn user_coupon(
+    row: UserCouponRow,
+    coupon: CouponRow,
+    now: Timestamp,
+) -> anyhow::Result<UserCoupon> {
+    let coupon = Coupon::try_from(coupon)?;
+    let stored = StoredStatus::parse(&row.status)
+        .ok_or_else(|| anyhow!("unknown user coupon status {}", row.status))?;
+    Ok(UserCoupon {
+        id: row.id,
+        status: UserCouponStatus::derive(stored, &coupon.window, now),
+        coupon,
+        user_id: valid(UserId::try_from(row.user_id), "user id")?,
+        stored,
+        issued_at: row.issued_at,
+        used_at: row.used_at,
+        order_id: row
+            .order_id
+            .map(|o| valid(OrderId::try_from(o), "order id"))
+            .transpose()?,
+    })
+}
+
+/// Inside a transaction, a row the schema should have kept valid is a database error.
+fn corrupt(e: anyhow::Error) -> DieselError {
+    DieselError::DeserializationError(e.into())
+}
+
+/// Claims one unit and records the owner, in one statement (one round trip).
+/// `$1` coupon, `$2` user, `$3` now. No row: nothing claimed, nothing written.
+/// The ownership pre-check keeps a repeat from claiming; when two requests of one user
+/// race past it, the second INSERT hits `UNIQUE (coupon_id, user_id)` and the error
+/// undoes the whole statement, its UPDATE included.
+const ISSUE_SQL: &str = "\
+WITH claimed AS (
+    UPDATE coupons
+       SET issued_quantity = issued_quantity + 1
+     WHERE id = $1
+       AND (total_quantity IS NULL OR issued_quantity < total_quantity)
+       AND valid_from <= $3 AND $3 < valid_until
+       AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id = $2)
+ RETURNING id, name, discount_type, discount_value, min_order_amount, total_quantity,
+           issued_quantity, valid_from, valid_until
+), owned AS (
+    INSERT INTO user_coupons (coupon_id, user_id, status, issued_at)
+    SELECT id, $2, 'AVAILABLE', $3 FROM claimed
+ RETURNING id AS user_coupon_id, issued_at
+)
+SELECT claimed.*, owned.user_coupon_id, owned.issued_at FROM claimed, owned";
+
+#[derive(QueryableByName)]
+struct IssuedRow {
+    #[diesel(embed)]
+    coupon: CouponRow,
+    #[diesel(sql_type = BigInt)]
+    user_coupon_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    issued_at: Timestamp,
+}
+
+fn is_owner_conflict(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)
+            if info.constraint_name() == Some(OWNER_KEY)
+    )
+}
+
+/// Uses the user's coupon on `order`, inside the CALLER's transaction: locks the user's
+/// copy (`FOR UPDATE`), decides with [`coupon::decide_use`] (owner, AVAILABLE, now
+/// within the window, subtotal at least the minimum), marks it USED bound to `order`
+/// and returns the discount ([`coupon::discount_for`], never above `subtotal`).
+/// Idempotent: if it is already USED by this same `order`, returns the same discount
+/// and changes nothing. `NotFound` only when no such coupon exists at all.
+pub(crate) async fn use_in_tx(
+    conn: &mut AsyncPgConnection,
+    user: UserId,
+    coupon: CouponId,
+    order: OrderId,
+    subtotal: Money,
+    now: Timestamp,
+) -> Result<Money, TxError<UseCouponError>> {
+    let owned: Option<UserCouponRow> = user_coupons::table
+        .filter(user_coupons::coupon_id.eq(coupon.get()))
+        .filter(user_coupons::user_id.eq(user.get()))
+        .select(UserCouponRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?;
+    let definition: Option<CouponRow> = coupons::table
+        .find(coupon.get())
+        .select(CouponRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    let Some(definition) = definition else {
+        return Err(TxError::Rule(UseCouponError::NotFound));
+    };
+    let owned = owned
+        .map(|row| user_coupon(row, definition, now))
+        .transpose()
+        .map_err(corrupt)?;
+    match decide_use(owned.as_ref(), user, order, subtotal, now) {
+        Ok(UseDecision::AlreadyApplied(discount)) => Ok(discount),
+        Ok(UseDecision::Apply(discount)) => {
+            let id = owned.map(|o| o.id).ok_or_else(|| {
+                corrupt(anyhow!("decide_use applied a coupon the user does not own"))
+            })?;
+            diesel::update(user_coupons::table.find(id))
+                .set((
+                    user_coupons::status.eq(StoredStatus::Used.as_str()),
+                    user_coupons::order_id.eq(order.get()),
+                    user_coupons::used_at.eq(now),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(discount)
+        }
+        Err(unusable) => Err(TxError::Rule(unusable.into())),
+    }
+}
+
+/// USED -> AVAILABLE for the coupon bound to `order`, if any, inside the CALLER's
+/// transaction. Idempotent: with nothing bound to `order` it changes nothing.
+pub(crate) async fn restore_in_tx(conn: &mut AsyncPgConnection, order: OrderId) -> QueryResult<()> {
+    diesel::update(
+        user_coupons::table
+            .filter(user_coupons::order_id.eq(order.get()))
+            .filter(user_coupons::status.eq(StoredStatus::Used.as_str())),
+    )
+    .set((
+        user_coupons::status.eq(StoredStatus::Available.as_str()),
+        user_coupons::order_id.eq(None::<i64>),
+        user_coupons::used_at.eq(None::<Timestamp>),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl CouponStore for PgCouponStore {
+    async fn create(&self, new: NewCoupon, now: Timestamp) -> anyhow::Result<Coupon> {
+        let mut conn = conn(&self.pool).await?;
+        let row = conn
+            .transaction::<_, DieselError, _>(async move |conn| {
+                let created: CouponRow = diesel::insert_into(coupons::table)
+                    .values((
+                        coupons::name.eq(new.name.as_str()),
+                        coupons::discount_type.eq(new.discount.kind().as_str()),
+                        coupons::discount_value.eq(new.discount.value()),
+                        coupons::min_order_amount.eq(new.min_order_amount.won()),
+                        coupons::total_quantity.eq(new.total_quantity.map(i64::from)),
+                        coupons::issued_quantity.eq(0),
+                        coupons::valid_from.eq(new.window.from()),
+                        coupons::valid_until.eq(new.window.until()),
+                        coupons::created_at.eq(now),
+                    ))
+                    .returning(CouponRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                if new.issue_to().is_empty() {
+                    return Ok(created);
+                }
+                // Recipients are distinct and ascending (NewCoupon), so rows are written
+                // in one order; users who already own it are skipped.
+                let owners: Vec<_> = new
+                    .issue_to()
+                    .iter()
+                    .map(|u| {
+                        (
+                            user_coupons::coupon_id.eq(created.id),
+                            user_coupons::user_id.eq(u.get()),
+                            user_coupons::status.eq(StoredStatus::Available.as_str()),
+                            user_coupons::issued_at.eq(now),
+                        )
+                    })
+                    .collect();
+                let issued: Vec<i64> = diesel::insert_into(user_coupons::table)
+                    .values(&owners)
+                    .on_conflict((user_coupons::coupon_id, user_coupons::user_id))
+                    .do_nothing()
+                    .returning(user_coupons::user_id)
+                    .get_results(conn)
+                    .await?;
+                let count = i64::try_from(issued.len())
+                    .map_err(|e| corrupt(anyhow!("issued count: {e}")))?;
+                // CHECK (issued_quantity <= total_quantity) refuses an overflow.
+                let updated: CouponRow = diesel::update(coupons::table.find(created.id))
+                    .set(coupons::issued_quantity.eq(coupons::issued_quantity + count))
+                    .returning(CouponRow::as_returning())
+                    .get_result(conn)
+                    .await?;
+                let coupon = Coupon::try_from(updated.clone()).map_err(corrupt)?;
+                let recipients = issued
+                    .into_iter()
+                    .map(|u| UserId::try_from(u).map_err(|e| corrupt(anyhow!("{e}"))))
+                    .collect::<QueryResult<Vec<_>>>()?;
+                notify_in_tx(
+                    conn,
+                    &recipients,
+                    NotificationKind::CouponIssued,
+                    &coupon_issued_message(&coupon),
+                    Some(coupon.id),
+                    now,
+                )
+                .await?;
+                Ok(updated)
+            })
+            .await
+            .context("creating a coupon")?;
+        Coupon::try_from(row)
+    }
+
+    async fn get(&self, id: CouponId) -> anyhow::Result<Option<Coupon>> {
+        let mut conn = conn(&self.pool).await?;
+        let row: Option<CouponRow> = coupons::table
+            .find(id.get())
+            .select(CouponRow::as_select())
+            .first(&mut conn)
+            .await
+            .optional()
+            .context("reading a coupon")?;
+        row.map(Coupon::try_from).transpose()
+    }
+
+    async fn issue(
+        &self,
+        coupon: CouponId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<UserCoupon, IssueCouponError> {
+        let mut conn = conn(&self.pool).await?;
+        let issued: Result<Option<IssuedRow>, DieselError> = diesel::sql_query(ISSUE_SQL)
+            .bind::<BigInt, _>(coupon.get())
+            .bind::<BigInt, _>(user.get())
+            .bind::<Timestamptz, _>(now)
+            .get_result(&mut conn)
+            .await
+            .optional();
+        match issued {
+            Ok(Some(row)) => {
+                let coupon = Coupon::try_from(row.coupon)?;
+                Ok(UserCoupon {
+                    id: row.user_coupon_id,
+                    status: UserCouponStatus::derive(StoredStatus::Available, &coupon.window, now),
+                    coupon,
+                    user_id: user,
+                    stored: StoredStatus::Available,
+                    issued_at: row.issued_at,
+                    used_at: None,
+                    order_id: None,
+                })
+            }
+            Err(e) if is_owner_conflict(&e) => Err(IssueCouponError::AlreadyIssued),
+            Err(e) => Err(anyhow!(e).context("issuing a coupon").into()),
+            // Nothing claimed: find out why (a second, cheap query).
+            Ok(None) => {
+                let found: Option<(CouponRow, bool)> = coupons::table
+                    .find(coupon.get())
+                    .select((
+                        CouponRow::as_select(),
+                        exists(
+                            user_coupons::table
+                                .filter(user_coupons::coupon_id.eq(coupon.get()))
+                                .filter(user_coupons::user_id.eq(user.get())),
+                        ),
+                    ))
+                    .first(&mut conn)
+                    .await
+                    .optional()
+                    .context("reading why a coupon was not issued")?;
+                let Some((row, owned)) = found else {
+                    return Err(IssueCouponError::NotFound);
+                };
+                let definition = Coupon::try_from(row)?;
+                Err(issue_refusal(&definition, owned, now).unwrap_or_else(|| {
+                    IssueCouponError::Unexpected(anyhow!(
+                        "coupon {coupon} was not issued to user {user}, and no reason holds"
+                    ))
+                }))
+            }
+        }
+    }
+
+    async fn user_coupons(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> anyhow::Result<Page<UserCoupon>> {
+        let mut conn = conn(&self.pool).await?;
+        let mut query = user_coupons::table
+            .inner_join(coupons::table)
+            .filter(user_coupons::user_id.eq(user.get()))
+            .select((UserCouponRow::as_select(), CouponRow::as_select()))
+            .order(user_coupons::id.desc())
+            .limit(page.fetch_limit())
+            .into_boxed();
+        if let Some(after) = page.after() {
+            query = query.filter(user_coupons::id.lt(after));
+        }
+        let rows: Vec<(UserCouponRow, CouponRow)> = query
+            .load(&mut conn)
+            .await
+            .context("reading a user's coupons")?;
+        let items = rows
+            .into_iter()
+            .map(|(owned, coupon)| user_coupon(owned, coupon, now))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(page.page(items, |c| c.id))
+    }
+
+    async fn apply_to_order(
+        &self,
+        user: UserId,
+        coupon: CouponId,
+        order: OrderId,
+        subtotal: Money,
+        now: Timestamp,
+    ) -> Result<Money, ApplyCouponError> {
+        let mut conn = conn(&self.pool).await?;
+        conn.transaction::<_, TxError<UseCouponError>, _>(async move |conn| {
+            use_in_tx(conn, user, coupon, order, subtotal, now).await
+        })
+        .await
+        .map_err(|e| match e {
+            TxError::Rule(refused) => ApplyCouponError::Refused(refused),
+            TxError::Db(e) => ApplyCouponError::Unexpected(anyhow!(e).context("using a coupon")),
+        })
+    }
+
+    async fn restore_for_order(&self, order: OrderId) -> anyhow::Result<()> {
+        let mut conn = conn(&self.pool).await?;
+        conn.transaction::<_, DieselError, _>(async move |conn| restore_in_tx(conn, order).await)
+            .await
+            .context("restoring a coupon")
+    }
+}

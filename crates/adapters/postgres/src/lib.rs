@@ -10,6 +10,7 @@ pub mod cart;
 pub mod coupon;
 pub mod idempotency;
 pub mod migrate;
+pub mod notification;
 pub mod outbox;
 pub mod pool;
 pub mod schema;

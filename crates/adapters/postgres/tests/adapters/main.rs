@@ -3,5 +3,6 @@
 
 mod balance;
 mod cart;
+mod coupon;
 mod idempotency;
 mod stock;

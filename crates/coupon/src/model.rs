@@ -1,0 +1,388 @@
+//! Validated coupon types. A value of these types is always within its documented
+//! range: the API builds them with `TryFrom`/`new` at the edge, the adapter rebuilds
+//! them from rows the schema already guards.
+
+use kernel::{CouponId, Money, OrderId, Quantity, Timestamp, UserId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// Largest FIXED discount, inclusive (won).
+pub const MAX_FIXED_DISCOUNT: i64 = 100_000_000;
+/// Most characters in a coupon name.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Most entries in `issue_to` of one admin creation.
+pub const MAX_ISSUE_TO: usize = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a coupon name is 1 to {MAX_NAME_CHARS} characters")]
+pub struct CouponNameError;
+
+/// A coupon's display name: 1..=200 characters, not blank.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponName(String);
+
+impl CouponName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for CouponName {
+    type Error = CouponNameError;
+    fn try_from(value: String) -> Result<Self, CouponNameError> {
+        let chars = value.chars().count();
+        if (1..=MAX_NAME_CHARS).contains(&chars) && !value.trim().is_empty() {
+            Ok(CouponName(value))
+        } else {
+            Err(CouponNameError)
+        }
+    }
+}
+
+impl fmt::Display for CouponName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("a percentage is between 1 and 100, got {0}")]
+pub struct PercentError(pub i64);
+
+/// A whole percentage, 1..=100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Percent(u8);
+
+impl Percent {
+    pub const fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl TryFrom<i64> for Percent {
+    type Error = PercentError;
+    fn try_from(value: i64) -> Result<Self, PercentError> {
+        match u8::try_from(value) {
+            Ok(p) if (1..=100).contains(&p) => Ok(Percent(p)),
+            _ => Err(PercentError(value)),
+        }
+    }
+}
+
+/// How a coupon discounts, as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DiscountType {
+    Fixed,
+    Percent,
+}
+
+impl DiscountType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiscountType::Fixed => "FIXED",
+            DiscountType::Percent => "PERCENT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "FIXED" => Some(DiscountType::Fixed),
+            "PERCENT" => Some(DiscountType::Percent),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscountError {
+    #[error("a FIXED discount is between 1 and {MAX_FIXED_DISCOUNT} won, got {0}")]
+    Fixed(i64),
+    #[error("a PERCENT discount is between 1 and 100, got {0}")]
+    Percent(i64),
+}
+
+/// What a coupon takes off an order. Build it with [`Discount::new`], which checks the
+/// ranges (FIXED 1..=100,000,000 won, PERCENT 1..=100); [`crate::discount_for`] never
+/// returns more than the subtotal whatever the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Discount {
+    /// This many won off.
+    Fixed(Money),
+    /// This percentage off, rounded down to the won.
+    Percent(Percent),
+}
+
+impl Discount {
+    pub fn new(kind: DiscountType, value: i64) -> Result<Discount, DiscountError> {
+        match kind {
+            DiscountType::Fixed if (1..=MAX_FIXED_DISCOUNT).contains(&value) => {
+                Money::try_from(value)
+                    .map(Discount::Fixed)
+                    .map_err(|_| DiscountError::Fixed(value))
+            }
+            DiscountType::Fixed => Err(DiscountError::Fixed(value)),
+            DiscountType::Percent => Percent::try_from(value)
+                .map(Discount::Percent)
+                .map_err(|_| DiscountError::Percent(value)),
+        }
+    }
+
+    pub fn kind(&self) -> DiscountType {
+        match self {
+            Discount::Fixed(_) => DiscountType::Fixed,
+            Discount::Percent(_) => DiscountType::Percent,
+        }
+    }
+
+    /// The number the API shows as `discount_value` (won or percent).
+    pub fn value(&self) -> i64 {
+        match self {
+            Discount::Fixed(m) => m.won(),
+            Discount::Percent(p) => i64::from(p.get()),
+        }
+    }
+}
+
+impl fmt::Display for Discount {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Discount::Fixed(m) => write!(f, "{} won off", m.won()),
+            Discount::Percent(p) => write!(f, "{}% off", p.get()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("valid_from must be before valid_until")]
+pub struct WindowError;
+
+/// When a coupon may be issued and used: `from <= now < until` (half-open).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValidityWindow {
+    from: Timestamp,
+    until: Timestamp,
+}
+
+impl ValidityWindow {
+    pub fn new(from: Timestamp, until: Timestamp) -> Result<Self, WindowError> {
+        if from < until {
+            Ok(Self { from, until })
+        } else {
+            Err(WindowError)
+        }
+    }
+
+    pub fn from(&self) -> Timestamp {
+        self.from
+    }
+
+    pub fn until(&self) -> Timestamp {
+        self.until
+    }
+
+    /// Is `now` inside the window (`from` included, `until` excluded)?
+    pub fn contains(&self, now: Timestamp) -> bool {
+        self.from <= now && now < self.until
+    }
+
+    /// Has the window ended at `now`?
+    pub fn has_ended(&self, now: Timestamp) -> bool {
+        now >= self.until
+    }
+}
+
+/// A coupon definition and how many of it have been issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Coupon {
+    pub id: CouponId,
+    pub name: CouponName,
+    pub discount: Discount,
+    /// The subtotal an order needs for the coupon to apply.
+    pub min_order_amount: Money,
+    /// `None`: unlimited.
+    pub total_quantity: Option<Quantity>,
+    /// Owners so far, from first-come-first-served issuing and from `issue_to`.
+    pub issued_quantity: u64,
+    pub window: ValidityWindow,
+}
+
+impl Coupon {
+    /// Are all units issued?
+    pub fn is_sold_out(&self) -> bool {
+        self.total_quantity
+            .is_some_and(|total| self.issued_quantity >= u64::from(total.get()))
+    }
+}
+
+/// What is stored about a user's coupon; EXPIRED is not stored but derived
+/// ([`UserCouponStatus::derive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoredStatus {
+    Available,
+    Used,
+}
+
+impl StoredStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoredStatus::Available => "AVAILABLE",
+            StoredStatus::Used => "USED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "AVAILABLE" => Some(StoredStatus::Available),
+            "USED" => Some(StoredStatus::Used),
+            _ => None,
+        }
+    }
+}
+
+/// A user's coupon as the API shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum UserCouponStatus {
+    Available,
+    Used,
+    /// Not used, and its validity window has ended.
+    Expired,
+}
+
+impl UserCouponStatus {
+    /// The status at `now`: USED stays USED; an unused coupon whose window has ended is
+    /// EXPIRED; otherwise AVAILABLE (also before the window opens: it is owned and will
+    /// become usable).
+    pub fn derive(stored: StoredStatus, window: &ValidityWindow, now: Timestamp) -> Self {
+        match stored {
+            StoredStatus::Used => UserCouponStatus::Used,
+            StoredStatus::Available if window.has_ended(now) => UserCouponStatus::Expired,
+            StoredStatus::Available => UserCouponStatus::Available,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserCouponStatus::Available => "AVAILABLE",
+            UserCouponStatus::Used => "USED",
+            UserCouponStatus::Expired => "EXPIRED",
+        }
+    }
+}
+
+/// A user's copy of a coupon.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCoupon {
+    /// The ownership's own id (the list's paging key; not shown).
+    pub id: i64,
+    pub coupon: Coupon,
+    pub user_id: UserId,
+    /// What is stored: AVAILABLE or USED.
+    pub stored: StoredStatus,
+    /// Derived at read time from `stored` and the window.
+    pub status: UserCouponStatus,
+    pub issued_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    /// The order the coupon is used on (USED only).
+    pub order_id: Option<OrderId>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NewCouponError {
+    #[error("issue_to names at most {MAX_ISSUE_TO} users, got {0}")]
+    TooManyRecipients(usize),
+    #[error("issue_to names {distinct} distinct users, more than total_quantity {total}")]
+    RecipientsExceedQuantity { distinct: usize, total: u32 },
+}
+
+/// An admin's request to create a coupon, checked as a whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCoupon {
+    pub name: CouponName,
+    pub discount: Discount,
+    pub min_order_amount: Money,
+    pub total_quantity: Option<Quantity>,
+    pub window: ValidityWindow,
+    issue_to: Vec<UserId>,
+}
+
+impl NewCoupon {
+    /// `issue_to` may name a user twice (counted once) and at most [`MAX_ISSUE_TO`]
+    /// entries; its distinct users must fit in `total_quantity`.
+    pub fn new(
+        name: CouponName,
+        discount: Discount,
+        min_order_amount: Money,
+        total_quantity: Option<Quantity>,
+        window: ValidityWindow,
+        issue_to: Vec<UserId>,
+    ) -> Result<Self, NewCouponError> {
+        if issue_to.len() > MAX_ISSUE_TO {
+            return Err(NewCouponError::TooManyRecipients(issue_to.len()));
+        }
+        let distinct: Vec<UserId> = issue_to
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if let Some(total) = total_quantity {
+            if distinct.len() > total.get() as usize {
+                return Err(NewCouponError::RecipientsExceedQuantity {
+                    distinct: distinct.len(),
+                    total: total.get(),
+                });
+            }
+        }
+        Ok(Self {
+            name,
+            discount,
+            min_order_amount,
+            total_quantity,
+            window,
+            issue_to: distinct,
+        })
+    }
+
+    /// The distinct users to issue to, ascending (the order rows are locked and written in).
+    pub fn issue_to(&self) -> &[UserId] {
+        &self.issue_to
+    }
+}
+
+/// What a notification is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum NotificationKind {
+    /// A coupon was issued to the user by an admin (`issue_to`).
+    CouponIssued,
+}
+
+impl NotificationKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::CouponIssued => "COUPON_ISSUED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "COUPON_ISSUED" => Some(NotificationKind::CouponIssued),
+            _ => None,
+        }
+    }
+}
+
+/// One message in a user's inbox. The inbox row is the notification: delivering it
+/// anywhere else (push, e-mail) would be a relay reading these rows after commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub id: i64,
+    pub user_id: UserId,
+    pub kind: NotificationKind,
+    pub message: String,
+    pub coupon_id: Option<CouponId>,
+    pub created_at: Timestamp,
+    pub read: bool,
+}

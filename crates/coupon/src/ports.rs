@@ -1,0 +1,113 @@
+//! Ports of the coupon domain. Adapters implement them; the service uses them.
+
+use crate::model::*;
+use async_trait::async_trait;
+use kernel::{CouponId, Money, OrderId, Page, PageRequest, Timestamp, UserId};
+
+/// Why first-come-first-served issuing refused.
+#[derive(Debug, thiserror::Error)]
+pub enum IssueCouponError {
+    #[error("no such coupon")]
+    NotFound,
+    #[error("the user already owns this coupon")]
+    AlreadyIssued,
+    #[error("every unit of this coupon has been issued")]
+    SoldOut,
+    #[error("the coupon is outside its validity window")]
+    NotActive,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a coupon cannot be used on an order: the business refusal of
+/// [`CouponStore::apply_to_order`], and of the adapter's in-transaction SQL that the
+/// order adapter composes into its own transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UseCouponError {
+    /// No such coupon at all.
+    #[error("no such coupon")]
+    NotFound,
+    /// The coupon exists but the user does not own it, it is used, outside its window,
+    /// or the subtotal is below its minimum (see [`crate::Unusable`]).
+    #[error("the coupon cannot be used on this order")]
+    NotUsable,
+}
+
+impl From<crate::rules::Unusable> for UseCouponError {
+    fn from(_: crate::rules::Unusable) -> Self {
+        UseCouponError::NotUsable
+    }
+}
+
+/// [`UseCouponError`] or an unexpected failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyCouponError {
+    #[error(transparent)]
+    Refused(#[from] UseCouponError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Persistence of coupons and the users who own them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait CouponStore: Send + Sync {
+    /// Creates the coupon and issues it to every user of `coupon.issue_to()`, in ONE
+    /// transaction: the coupon, each ownership (AVAILABLE, issued at `now`) and each
+    /// user's COUPON_ISSUED notification are all written or none is. Users who already
+    /// own it are skipped. `issued_quantity` counts the owners written and MUST NOT pass
+    /// `total_quantity`. MUST NOT call anything outside the database while the
+    /// transaction is open.
+    async fn create(&self, coupon: NewCoupon, now: Timestamp) -> anyhow::Result<Coupon>;
+
+    /// The coupon, if it exists.
+    async fn get(&self, id: CouponId) -> anyhow::Result<Option<Coupon>>;
+
+    /// First come, first served: gives `user` one unit of the coupon.
+    /// MUST issue at most `total_quantity` units in total and at most one per user,
+    /// across processes and whatever the concurrency; a refused request MUST NOT consume
+    /// a unit. Refuses outside the validity window (`NotActive`). When it refuses, it
+    /// reports the reason with [`crate::issue_refusal`].
+    async fn issue(
+        &self,
+        coupon: CouponId,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<UserCoupon, IssueCouponError>;
+
+    /// The user's coupons, newest first (descending ownership id); `page.after()` is the
+    /// id to continue below. The status is derived at `now` (EXPIRED is never stored).
+    async fn user_coupons(
+        &self,
+        user: UserId,
+        now: Timestamp,
+        page: PageRequest,
+    ) -> anyhow::Result<Page<UserCoupon>>;
+
+    /// Uses the user's coupon on `order` (AVAILABLE -> USED, bound to the order) and
+    /// returns the discount on `subtotal`. MUST decide with [`crate::decide_use`] on the
+    /// user's copy read under a row lock, so a coupon is never used twice; one order uses
+    /// at most one coupon. Idempotent: if the coupon is already USED by this same order,
+    /// it returns the same discount and changes nothing.
+    async fn apply_to_order(
+        &self,
+        user: UserId,
+        coupon: CouponId,
+        order: OrderId,
+        subtotal: Money,
+        now: Timestamp,
+    ) -> Result<Money, ApplyCouponError>;
+
+    /// Makes the coupon used by `order`, if any, AVAILABLE again (USED -> AVAILABLE,
+    /// unbound). Idempotent: nothing to restore is not an error.
+    async fn restore_for_order(&self, order: OrderId) -> anyhow::Result<()>;
+}
+
+/// A user's inbox of notifications.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait NotificationInbox: Send + Sync {
+    /// The user's notifications, newest first (descending id); `page.after()` is the id
+    /// to continue below.
+    async fn list(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<Notification>>;
+}

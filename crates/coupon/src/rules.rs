@@ -1,0 +1,400 @@
+//! Pure coupon rules. The adapter calls them on rows it holds locked, so the decision
+//! and the write happen in one transaction.
+
+use crate::model::{Coupon, Discount, StoredStatus, UserCoupon};
+use crate::ports::IssueCouponError;
+use kernel::{Money, OrderId, Timestamp, UserId};
+
+/// The discount `discount` gives on `subtotal`: FIXED takes its value off, PERCENT takes
+/// `floor(subtotal * p / 100)` off; either way never more than the subtotal (so
+/// `subtotal - discount` is never negative). Exact: computed in `i128`, no overflow.
+pub fn discount_for(discount: &Discount, subtotal: Money) -> Money {
+    let raw = match discount {
+        Discount::Fixed(value) => *value,
+        Discount::Percent(p) => {
+            let off = i128::from(subtotal.won()) * i128::from(p.get()) / 100;
+            // p <= 100, so 0 <= off <= subtotal: the conversion cannot fail.
+            i64::try_from(off)
+                .ok()
+                .and_then(|won| Money::try_from(won).ok())
+                .unwrap_or(subtotal)
+        }
+    };
+    raw.min(subtotal)
+}
+
+/// Why a coupon cannot be used on an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unusable {
+    #[error("the user does not own this coupon")]
+    NotOwned,
+    #[error("the coupon is already used")]
+    AlreadyUsed,
+    #[error("the coupon's validity window has not started")]
+    NotYetValid,
+    #[error("the coupon's validity window has ended")]
+    Expired,
+    #[error("the order subtotal is below the coupon's minimum order amount")]
+    BelowMinimum,
+}
+
+/// May `user` use this coupon on an order of `subtotal` at `now`? `owned` is the user's
+/// copy (None: the user does not own it). Usable when the user owns it, it is
+/// AVAILABLE, `now` is within the window and the subtotal reaches the minimum.
+pub fn check_usable(
+    owned: Option<&UserCoupon>,
+    user: UserId,
+    subtotal: Money,
+    now: Timestamp,
+) -> Result<(), Unusable> {
+    let owned = owned
+        .filter(|o| o.user_id == user)
+        .ok_or(Unusable::NotOwned)?;
+    if owned.stored == StoredStatus::Used {
+        return Err(Unusable::AlreadyUsed);
+    }
+    let window = &owned.coupon.window;
+    if now < window.from() {
+        return Err(Unusable::NotYetValid);
+    }
+    if window.has_ended(now) {
+        return Err(Unusable::Expired);
+    }
+    if subtotal < owned.coupon.min_order_amount {
+        return Err(Unusable::BelowMinimum);
+    }
+    Ok(())
+}
+
+/// What using a coupon on an order does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UseDecision {
+    /// Mark it USED for the order; the order gets this discount.
+    Apply(Money),
+    /// It is already USED by this very order (a retry): change nothing, same discount.
+    AlreadyApplied(Money),
+}
+
+impl UseDecision {
+    pub fn discount(self) -> Money {
+        match self {
+            UseDecision::Apply(m) | UseDecision::AlreadyApplied(m) => m,
+        }
+    }
+}
+
+/// Using a coupon on `order`, idempotently: a coupon already used by this same order
+/// is accepted again with the same discount; otherwise [`check_usable`] decides.
+pub fn decide_use(
+    owned: Option<&UserCoupon>,
+    user: UserId,
+    order: OrderId,
+    subtotal: Money,
+    now: Timestamp,
+) -> Result<UseDecision, Unusable> {
+    if let Some(o) = owned {
+        if o.user_id == user && o.stored == StoredStatus::Used && o.order_id == Some(order) {
+            return Ok(UseDecision::AlreadyApplied(discount_for(
+                &o.coupon.discount,
+                subtotal,
+            )));
+        }
+    }
+    check_usable(owned, user, subtotal, now)?;
+    let coupon = &owned.ok_or(Unusable::NotOwned)?.coupon;
+    Ok(UseDecision::Apply(discount_for(&coupon.discount, subtotal)))
+}
+
+/// Why first-come-first-served issuing refused, once the claim statement claimed
+/// nothing. Checked in this order: the user already owns it, the window, the quantity.
+/// `None` when none of them holds (the caller treats that as unexpected).
+pub fn issue_refusal(
+    coupon: &Coupon,
+    already_owned: bool,
+    now: Timestamp,
+) -> Option<IssueCouponError> {
+    if already_owned {
+        Some(IssueCouponError::AlreadyIssued)
+    } else if !coupon.window.contains(now) {
+        Some(IssueCouponError::NotActive)
+    } else if coupon.is_sold_out() {
+        Some(IssueCouponError::SoldOut)
+    } else {
+        None
+    }
+}
+
+/// The text of the COUPON_ISSUED notification.
+pub fn coupon_issued_message(coupon: &Coupon) -> String {
+    format!(
+        "You received the coupon \"{}\" ({}), valid until {}.",
+        coupon.name,
+        coupon.discount,
+        coupon.window.until().format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::*;
+    use chrono::{Duration, TimeZone};
+    use kernel::{CouponId, Quantity};
+    use proptest::prelude::*;
+
+    fn m(v: i64) -> Money {
+        Money::try_from(v).unwrap()
+    }
+
+    fn t0() -> Timestamp {
+        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+    }
+
+    fn user(id: i64) -> UserId {
+        UserId::try_from(id).unwrap()
+    }
+
+    fn order(id: i64) -> OrderId {
+        OrderId::try_from(id).unwrap()
+    }
+
+    fn percent(p: i64) -> Discount {
+        Discount::new(DiscountType::Percent, p).unwrap()
+    }
+
+    fn fixed(v: i64) -> Discount {
+        Discount::new(DiscountType::Fixed, v).unwrap()
+    }
+
+    fn coupon(discount: Discount, min: i64, total: Option<i64>, issued: u64) -> Coupon {
+        Coupon {
+            id: CouponId::try_from(1).unwrap(),
+            name: CouponName::try_from("Welcome".to_string()).unwrap(),
+            discount,
+            min_order_amount: m(min),
+            total_quantity: total.map(|t| Quantity::try_from(t).unwrap()),
+            issued_quantity: issued,
+            window: ValidityWindow::new(t0(), t0() + Duration::days(7)).unwrap(),
+        }
+    }
+
+    fn owned(c: Coupon, owner: i64, stored: StoredStatus, used_by: Option<i64>) -> UserCoupon {
+        UserCoupon {
+            id: 1,
+            status: UserCouponStatus::derive(stored, &c.window, t0()),
+            coupon: c,
+            user_id: user(owner),
+            stored,
+            issued_at: t0(),
+            used_at: used_by.map(|_| t0()),
+            order_id: used_by.map(order),
+        }
+    }
+
+    #[test]
+    fn fixed_takes_its_value_off_but_never_more_than_the_subtotal() {
+        assert_eq!(discount_for(&fixed(5_000), m(20_000)), m(5_000));
+        assert_eq!(discount_for(&fixed(5_000), m(3_000)), m(3_000));
+        assert_eq!(discount_for(&fixed(5_000), Money::ZERO), Money::ZERO);
+    }
+
+    #[test]
+    fn percent_rounds_down_to_the_won() {
+        assert_eq!(discount_for(&percent(10), m(12_345)), m(1_234));
+        assert_eq!(discount_for(&percent(33), m(100)), m(33));
+        assert_eq!(discount_for(&percent(1), m(99)), Money::ZERO);
+        assert_eq!(discount_for(&percent(100), m(777)), m(777));
+        // no overflow at the top of the range
+        assert_eq!(
+            discount_for(&percent(100), m(i64::MAX)),
+            m(i64::MAX),
+            "100% of i64::MAX"
+        );
+        assert_eq!(discount_for(&percent(50), m(i64::MAX)), m(i64::MAX / 2));
+    }
+
+    #[test]
+    fn discount_values_are_range_checked() {
+        assert!(Discount::new(DiscountType::Fixed, 0).is_err());
+        assert!(Discount::new(DiscountType::Fixed, 100_000_001).is_err());
+        assert!(Discount::new(DiscountType::Fixed, 100_000_000).is_ok());
+        assert!(Discount::new(DiscountType::Percent, 0).is_err());
+        assert!(Discount::new(DiscountType::Percent, 101).is_err());
+        assert!(Discount::new(DiscountType::Percent, -5).is_err());
+        assert_eq!(percent(100).value(), 100);
+    }
+
+    #[test]
+    fn an_owned_available_coupon_in_its_window_above_the_minimum_is_usable() {
+        let o = owned(
+            coupon_min(fixed(1_000), 10_000),
+            7,
+            StoredStatus::Available,
+            None,
+        );
+        assert_eq!(check_usable(Some(&o), user(7), m(10_000), t0()), Ok(()));
+    }
+
+    fn coupon_min(discount: Discount, min: i64) -> Coupon {
+        coupon(discount, min, None, 0)
+    }
+
+    #[test]
+    fn check_usable_refuses_each_broken_condition() {
+        let c = coupon_min(fixed(1_000), 10_000);
+        let mine = owned(c.clone(), 7, StoredStatus::Available, None);
+        assert_eq!(
+            check_usable(None, user(7), m(50_000), t0()),
+            Err(Unusable::NotOwned)
+        );
+        assert_eq!(
+            check_usable(Some(&mine), user(8), m(50_000), t0()),
+            Err(Unusable::NotOwned)
+        );
+        let used = owned(c.clone(), 7, StoredStatus::Used, Some(3));
+        assert_eq!(
+            check_usable(Some(&used), user(7), m(50_000), t0()),
+            Err(Unusable::AlreadyUsed)
+        );
+        assert_eq!(
+            check_usable(
+                Some(&mine),
+                user(7),
+                m(50_000),
+                t0() - Duration::microseconds(1)
+            ),
+            Err(Unusable::NotYetValid)
+        );
+        // the window's end is excluded
+        assert_eq!(
+            check_usable(Some(&mine), user(7), m(50_000), t0() + Duration::days(7)),
+            Err(Unusable::Expired)
+        );
+        assert_eq!(
+            check_usable(Some(&mine), user(7), m(9_999), t0()),
+            Err(Unusable::BelowMinimum)
+        );
+    }
+
+    #[test]
+    fn using_again_for_the_same_order_is_accepted_with_the_same_discount() {
+        let c = coupon_min(percent(10), 0);
+        let used = owned(c, 7, StoredStatus::Used, Some(3));
+        assert_eq!(
+            decide_use(Some(&used), user(7), order(3), m(10_000), t0()),
+            Ok(UseDecision::AlreadyApplied(m(1_000)))
+        );
+        // even after the window ended: the use happened while it was valid
+        assert_eq!(
+            decide_use(
+                Some(&used),
+                user(7),
+                order(3),
+                m(10_000),
+                t0() + Duration::days(30)
+            ),
+            Ok(UseDecision::AlreadyApplied(m(1_000)))
+        );
+        assert_eq!(
+            decide_use(Some(&used), user(7), order(4), m(10_000), t0()),
+            Err(Unusable::AlreadyUsed)
+        );
+        let avail = owned(coupon_min(percent(10), 0), 7, StoredStatus::Available, None);
+        assert_eq!(
+            decide_use(Some(&avail), user(7), order(4), m(10_000), t0()),
+            Ok(UseDecision::Apply(m(1_000)))
+        );
+        assert_eq!(
+            decide_use(None, user(7), order(4), m(10_000), t0()),
+            Err(Unusable::NotOwned)
+        );
+    }
+
+    #[test]
+    fn expired_is_derived_from_the_window_and_used_stays_used() {
+        let w = ValidityWindow::new(t0(), t0() + Duration::days(1)).unwrap();
+        let before = t0() - Duration::days(1);
+        let after = t0() + Duration::days(1);
+        assert_eq!(
+            UserCouponStatus::derive(StoredStatus::Available, &w, before),
+            UserCouponStatus::Available
+        );
+        assert_eq!(
+            UserCouponStatus::derive(StoredStatus::Available, &w, t0()),
+            UserCouponStatus::Available
+        );
+        assert_eq!(
+            UserCouponStatus::derive(StoredStatus::Available, &w, after),
+            UserCouponStatus::Expired
+        );
+        assert_eq!(
+            UserCouponStatus::derive(StoredStatus::Used, &w, after),
+            UserCouponStatus::Used
+        );
+    }
+
+    #[test]
+    fn issue_refusals_are_reported_in_order() {
+        let sold_out = coupon(fixed(1), 0, Some(2), 2);
+        assert!(matches!(
+            issue_refusal(&sold_out, true, t0()),
+            Some(IssueCouponError::AlreadyIssued)
+        ));
+        assert!(matches!(
+            issue_refusal(&sold_out, false, t0() - Duration::seconds(1)),
+            Some(IssueCouponError::NotActive)
+        ));
+        assert!(matches!(
+            issue_refusal(&sold_out, false, t0()),
+            Some(IssueCouponError::SoldOut)
+        ));
+        let open = coupon(fixed(1), 0, Some(2), 1);
+        assert!(issue_refusal(&open, false, t0()).is_none());
+        let unlimited = coupon(fixed(1), 0, None, 1_000_000);
+        assert!(issue_refusal(&unlimited, false, t0()).is_none());
+    }
+
+    #[test]
+    fn the_notification_names_the_coupon_and_its_discount() {
+        let msg = coupon_issued_message(&coupon_min(percent(15), 0));
+        assert!(msg.contains("\"Welcome\""), "{msg}");
+        assert!(msg.contains("15% off"), "{msg}");
+    }
+
+    proptest! {
+        // Invariant: the discount is never negative and never above the subtotal.
+        #[test]
+        fn discount_stays_within_zero_and_the_subtotal(
+            subtotal in 0i64..=i64::MAX,
+            fixed_value in 1i64..=100_000_000,
+            p in 1i64..=100,
+        ) {
+            for d in [fixed(fixed_value), percent(p)] {
+                let off = discount_for(&d, m(subtotal));
+                prop_assert!(off.won() >= 0);
+                prop_assert!(off.won() <= subtotal);
+            }
+        }
+
+        // Invariant: PERCENT is exactly floor(subtotal * p / 100), computed in i128.
+        #[test]
+        fn percent_is_the_floor_of_the_exact_product(subtotal in 0i64..=i64::MAX, p in 1i64..=100) {
+            let exact = i128::from(subtotal) * i128::from(p) / 100;
+            prop_assert_eq!(i128::from(discount_for(&percent(p), m(subtotal)).won()), exact);
+        }
+
+        // Invariant: FIXED is exactly min(value, subtotal).
+        #[test]
+        fn fixed_is_the_smaller_of_value_and_subtotal(subtotal in 0i64..=i64::MAX, v in 1i64..=100_000_000) {
+            prop_assert_eq!(discount_for(&fixed(v), m(subtotal)).won(), v.min(subtotal));
+        }
+
+        // Invariant: below the minimum never usable; at or above it (otherwise fine) always.
+        #[test]
+        fn the_minimum_order_amount_decides_exactly(min in 0i64..=1_000_000, subtotal in 0i64..=1_000_000) {
+            let o = owned(coupon_min(fixed(1), min), 1, StoredStatus::Available, None);
+            let ok = check_usable(Some(&o), user(1), m(subtotal), t0()).is_ok();
+            prop_assert_eq!(ok, subtotal >= min);
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Coupon use cases over the ports. Each is one port call: the adapter holds the
+//! invariants in one transaction (or one statement); the service supplies "now".
+
+use crate::model::*;
+use crate::ports::*;
+use kernel::{Clock, CouponId, Money, OrderId, Page, PageRequest, UserId};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GetCouponError {
+    #[error("no such coupon")]
+    NotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+#[derive(Clone)]
+pub struct CouponService {
+    store: Arc<dyn CouponStore>,
+    inbox: Arc<dyn NotificationInbox>,
+    clock: Arc<dyn Clock>,
+}
+
+impl CouponService {
+    pub fn new(
+        store: Arc<dyn CouponStore>,
+        inbox: Arc<dyn NotificationInbox>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Self {
+            store,
+            inbox,
+            clock,
+        }
+    }
+
+    /// Creates a coupon and issues it to `coupon.issue_to()`, each with a notification,
+    /// all in one transaction.
+    pub async fn create(&self, coupon: NewCoupon) -> anyhow::Result<Coupon> {
+        self.store.create(coupon, self.clock.now()).await
+    }
+
+    pub async fn get(&self, id: CouponId) -> Result<Coupon, GetCouponError> {
+        self.store.get(id).await?.ok_or(GetCouponError::NotFound)
+    }
+
+    /// First come, first served: one unit for `user`, if any is left.
+    pub async fn issue(
+        &self,
+        coupon: CouponId,
+        user: UserId,
+    ) -> Result<UserCoupon, IssueCouponError> {
+        self.store.issue(coupon, user, self.clock.now()).await
+    }
+
+    /// The user's coupons, newest first, with their status as of now.
+    pub async fn user_coupons(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> anyhow::Result<Page<UserCoupon>> {
+        self.store.user_coupons(user, self.clock.now(), page).await
+    }
+
+    /// The user's notifications, newest first.
+    pub async fn notifications(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> anyhow::Result<Page<Notification>> {
+        self.inbox.list(user, page).await
+    }
+
+    /// Uses the user's coupon on `order` and returns the discount on `subtotal`
+    /// (idempotent for the same order). The order flow normally composes the adapter's
+    /// in-transaction SQL instead, to use the coupon in the order's own transaction.
+    pub async fn apply_to_order(
+        &self,
+        user: UserId,
+        coupon: CouponId,
+        order: OrderId,
+        subtotal: Money,
+    ) -> Result<Money, ApplyCouponError> {
+        self.store
+            .apply_to_order(user, coupon, order, subtotal, self.clock.now())
+            .await
+    }
+
+    /// Makes the coupon of a cancelled order AVAILABLE again (idempotent).
+    pub async fn restore_for_order(&self, order: OrderId) -> anyhow::Result<()> {
+        self.store.restore_for_order(order).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Duration, TimeZone};
+    use kernel::{MockClock, Timestamp};
+    use mockall::predicate::eq;
+
+    fn now() -> Timestamp {
+        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
+    }
+
+    fn clock() -> Arc<dyn Clock> {
+        let mut c = MockClock::new();
+        c.expect_now().returning(now);
+        Arc::new(c)
+    }
+
+    fn cid(id: i64) -> CouponId {
+        CouponId::try_from(id).unwrap()
+    }
+
+    fn uid(id: i64) -> UserId {
+        UserId::try_from(id).unwrap()
+    }
+
+    fn coupon(id: i64) -> Coupon {
+        Coupon {
+            id: cid(id),
+            name: CouponName::try_from("Ten off".to_string()).unwrap(),
+            discount: Discount::new(DiscountType::Percent, 10).unwrap(),
+            min_order_amount: Money::ZERO,
+            total_quantity: Some(kernel::Quantity::try_from(5).unwrap()),
+            issued_quantity: 1,
+            window: ValidityWindow::new(now(), now() + Duration::days(1)).unwrap(),
+        }
+    }
+
+    fn user_coupon(coupon_id: i64, user: i64) -> UserCoupon {
+        UserCoupon {
+            id: 9,
+            coupon: coupon(coupon_id),
+            user_id: uid(user),
+            stored: StoredStatus::Available,
+            status: UserCouponStatus::Available,
+            issued_at: now(),
+            used_at: None,
+            order_id: None,
+        }
+    }
+
+    fn service(store: MockCouponStore, inbox: MockNotificationInbox) -> CouponService {
+        CouponService::new(Arc::new(store), Arc::new(inbox), clock())
+    }
+
+    // Invariant: issuing is decided by the store at the service's "now" (one call).
+    #[tokio::test]
+    async fn issue_asks_the_store_once_at_now() {
+        let mut store = MockCouponStore::new();
+        store
+            .expect_issue()
+            .with(eq(cid(3)), eq(uid(7)), eq(now()))
+            .times(1)
+            .returning(|c, u, _| Ok(user_coupon(c.get(), u.get())));
+        let got = service(store, MockNotificationInbox::new())
+            .issue(cid(3), uid(7))
+            .await
+            .unwrap();
+        assert_eq!(got.user_id, uid(7));
+        assert_eq!(got.coupon.id, cid(3));
+    }
+
+    #[tokio::test]
+    async fn issue_refusals_pass_through_unchanged() {
+        let mut store = MockCouponStore::new();
+        store
+            .expect_issue()
+            .returning(|_, _, _| Err(IssueCouponError::SoldOut));
+        let err = service(store, MockNotificationInbox::new())
+            .issue(cid(3), uid(7))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, IssueCouponError::SoldOut));
+    }
+
+    #[tokio::test]
+    async fn a_missing_coupon_is_not_found() {
+        let mut store = MockCouponStore::new();
+        store.expect_get().with(eq(cid(4))).returning(|_| Ok(None));
+        store
+            .expect_get()
+            .with(eq(cid(5)))
+            .returning(|id| Ok(Some(coupon(id.get()))));
+        let svc = service(store, MockNotificationInbox::new());
+        assert!(matches!(
+            svc.get(cid(4)).await,
+            Err(GetCouponError::NotFound)
+        ));
+        assert_eq!(svc.get(cid(5)).await.unwrap().id, cid(5));
+    }
+
+    // Invariant: creation is one store call (one transaction) carrying the recipients.
+    #[tokio::test]
+    async fn create_hands_the_whole_command_to_one_store_call() {
+        let mut store = MockCouponStore::new();
+        store
+            .expect_create()
+            .withf(|c, at| c.issue_to() == [uid(1), uid(2)] && *at == now())
+            .times(1)
+            .returning(|_, _| Ok(coupon(1)));
+        let new = NewCoupon::new(
+            CouponName::try_from("Ten off".to_string()).unwrap(),
+            Discount::new(DiscountType::Percent, 10).unwrap(),
+            Money::ZERO,
+            None,
+            ValidityWindow::new(now(), now() + Duration::days(1)).unwrap(),
+            vec![uid(2), uid(1), uid(2)],
+        )
+        .unwrap();
+        assert_eq!(
+            service(store, MockNotificationInbox::new())
+                .create(new)
+                .await
+                .unwrap()
+                .id,
+            cid(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn lists_and_order_hooks_pass_now_and_the_page() {
+        let mut store = MockCouponStore::new();
+        let mut inbox = MockNotificationInbox::new();
+        let page = PageRequest::new(5, Some(100)).unwrap();
+        store
+            .expect_user_coupons()
+            .with(eq(uid(7)), eq(now()), eq(page))
+            .times(1)
+            .returning(|u, _, _| {
+                Ok(Page {
+                    items: vec![user_coupon(1, u.get())],
+                    next: None,
+                })
+            });
+        inbox
+            .expect_list()
+            .with(eq(uid(7)), eq(page))
+            .times(1)
+            .returning(|_, _| {
+                Ok(Page {
+                    items: vec![],
+                    next: None,
+                })
+            });
+        let order = OrderId::try_from(11).unwrap();
+        let subtotal = Money::try_from(20_000).unwrap();
+        store
+            .expect_apply_to_order()
+            .with(eq(uid(7)), eq(cid(1)), eq(order), eq(subtotal), eq(now()))
+            .times(1)
+            .returning(|_, _, _, _, _| Err(UseCouponError::NotUsable.into()));
+        store
+            .expect_restore_for_order()
+            .with(eq(order))
+            .times(1)
+            .returning(|_| Ok(()));
+        let svc = service(store, inbox);
+        assert_eq!(svc.user_coupons(uid(7), page).await.unwrap().items.len(), 1);
+        assert!(svc
+            .notifications(uid(7), page)
+            .await
+            .unwrap()
+            .items
+            .is_empty());
+        assert!(matches!(
+            svc.apply_to_order(uid(7), cid(1), order, subtotal).await,
+            Err(ApplyCouponError::Refused(UseCouponError::NotUsable))
+        ));
+        svc.restore_for_order(order).await.unwrap();
+    }
+
+    #[test]
+    fn recipients_are_deduplicated_and_must_fit_the_quantity() {
+        let make = |total: Option<i64>, to: Vec<i64>| {
+            NewCoupon::new(
+                CouponName::try_from("x".to_string()).unwrap(),
+                Discount::new(DiscountType::Fixed, 100).unwrap(),
+                Money::ZERO,
+                total.map(|t| kernel::Quantity::try_from(t).unwrap()),
+                ValidityWindow::new(now(), now() + Duration::days(1)).unwrap(),
+                to.into_iter().map(uid).collect(),
+            )
+        };
+        // 3 entries, 2 distinct users: fits in 2
+        assert_eq!(
+            make(Some(2), vec![5, 4, 5]).unwrap().issue_to(),
+            [uid(4), uid(5)]
+        );
+        assert_eq!(
+            make(Some(2), vec![1, 2, 3]),
+            Err(NewCouponError::RecipientsExceedQuantity {
+                distinct: 3,
+                total: 2
+            })
+        );
+        assert!(make(None, (1..=1000).collect()).is_ok());
+        assert_eq!(
+            make(None, (1..=1001).collect()),
+            Err(NewCouponError::TooManyRecipients(1001))
+        );
+    }
+}

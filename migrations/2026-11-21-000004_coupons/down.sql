@@ -1,0 +1,3 @@
+DROP TABLE notifications;
+DROP TABLE user_coupons;
+DROP TABLE coupons;
