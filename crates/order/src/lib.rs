@@ -2,3 +2,4 @@
 //! machine, and the events that report paid and cancelled orders to the data platform.
 
 pub mod events;
+pub mod relay;
