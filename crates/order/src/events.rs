@@ -192,13 +192,15 @@ pub trait OutboxStore: Send + Sync {
     ) -> anyhow::Result<bool>;
 
     /// Records a failed attempt: one more attempt, `last_error`, then due again at the
-    /// given time or DEAD. MUST change nothing (and return false) when the claim was lost,
-    /// i.e. the lease ended and another relay claimed the event since.
+    /// given time, or DEAD (with `next_attempt_at = now`). MUST change nothing (and return
+    /// false) when the claim was lost, i.e. the lease ended and another relay claimed the
+    /// event since.
     async fn mark_failed(
         &self,
         claim: &ClaimedEvent,
         error: &str,
         next: AfterFailure,
+        now: DateTime<Utc>,
     ) -> anyhow::Result<bool>;
 
     /// Outbox rows in write order (ascending id), optionally of one status;

@@ -241,13 +241,13 @@ impl OutboxRelay {
                 })
             }
             Err(error) => {
-                let next = self.settings.policy.after_failure(
-                    claim.attempts,
-                    self.clock.now(),
-                    self.random.next_u64(),
-                );
+                let now = self.clock.now();
+                let next =
+                    self.settings
+                        .policy
+                        .after_failure(claim.attempts, now, self.random.next_u64());
                 let error = error.to_string();
-                let recorded = self.store.mark_failed(claim, &error, next).await?;
+                let recorded = self.store.mark_failed(claim, &error, next, now).await?;
                 Ok(Outcome::Failed {
                     recorded,
                     failure: FailedAttempt {
@@ -481,14 +481,14 @@ mod tests {
         store.expect_mark_delivered().never();
         store
             .expect_mark_failed()
-            .withf(|c, error, next| {
+            .withf(|c, error, next, _| {
                 // second failure: ceiling 2 s, fixed half 1 s, random 0
                 c.id == 2
                     && error.contains("503")
                     && *next == AfterFailure::RetryAt(t0() + chrono::Duration::seconds(1))
             })
             .times(1)
-            .returning(|_, _, _| Ok(true));
+            .returning(|_, _, _, _| Ok(true));
         let mut platform = MockDataPlatform::new();
         platform
             .expect_deliver()
@@ -506,9 +506,9 @@ mod tests {
             .returning(|_, _, _| Ok(vec![claim(3, 4)]));
         store
             .expect_mark_failed()
-            .withf(|_, _, next| *next == AfterFailure::Dead)
+            .withf(|_, _, next, now| *next == AfterFailure::Dead && *now == t0())
             .times(1)
-            .returning(|_, _, _| Ok(true));
+            .returning(|_, _, _, _| Ok(true));
         let mut platform = MockDataPlatform::new();
         platform
             .expect_deliver()
@@ -524,7 +524,7 @@ mod tests {
             .expect_claim_due()
             .returning(|_, _, _| Ok(vec![claim(4, 0), claim(5, 0)]));
         store.expect_mark_delivered().returning(|_, _| Ok(false));
-        store.expect_mark_failed().returning(|_, _, _| Ok(false));
+        store.expect_mark_failed().returning(|_, _, _, _| Ok(false));
         let mut platform = MockDataPlatform::new();
         platform.expect_deliver().returning(|e| {
             if e.order_id == 40 {
