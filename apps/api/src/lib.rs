@@ -9,6 +9,7 @@ pub mod extract;
 pub mod idempotency;
 pub mod jobs;
 pub mod middleware;
+pub mod relay;
 pub mod routes;
 pub mod seed;
 pub mod startup;

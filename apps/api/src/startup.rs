@@ -12,9 +12,10 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use balance::{ChargeService, PaymentGateway};
 use kernel::{Clock, SystemClock};
+use order::relay::OutboxAdmin;
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
 use postgres_adapter::{
-    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PoolSettings,
+    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PgOutboxStore, PoolSettings,
 };
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -67,6 +68,10 @@ impl Application {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let charges =
             ChargeService::new(Arc::new(PgBalanceStore::new(pool.clone())), gateway, clock);
+        let outbox = OutboxAdmin::new(
+            Arc::new(PgOutboxStore::new(pool.clone())),
+            Arc::new(SystemClock),
+        );
 
         let jwt = web::Data::new(JwtKeys::new(
             &settings.auth.jwt_secret,
@@ -83,6 +88,7 @@ impl Application {
             settings: settings.clone(),
             pool,
             charges,
+            outbox,
         });
         let openapi = docs::openapi();
 
@@ -169,6 +175,11 @@ fn start_jobs(
     shutdown: Shutdown,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
+    handles.extend(crate::relay::start(
+        settings,
+        state.pool.clone(),
+        shutdown.clone(),
+    ));
     let charges = state.charges.clone();
     let grace = Duration::from_secs(settings.jobs.charge_recovery_grace_seconds);
     handles.push(jobs::every(
