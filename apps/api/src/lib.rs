@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod relay;
 pub mod routes;
 pub mod seed;
+pub mod sink;
 pub mod startup;
 pub mod state;
 pub mod telemetry;
