@@ -46,6 +46,34 @@ pub struct OutboundEvent {
     pub body: serde_json::Value,
 }
 
+impl OutboundEvent {
+    /// An event with the body API.md specifies:
+    /// `{"event_id", "event_type", "occurred_at", "order"}`, where `order` MUST be the
+    /// order exactly as the API shows it (`Order` of API.md, after the change) and
+    /// `occurred_at` is the time of the change (RFC 3339, UTC).
+    pub fn new(
+        event_id: Uuid,
+        event_type: EventType,
+        order_id: i64,
+        occurred_at: DateTime<Utc>,
+        order: serde_json::Value,
+    ) -> Self {
+        let body = serde_json::json!({
+            "event_id": event_id,
+            "event_type": event_type,
+            "occurred_at": occurred_at,
+            "order": order,
+        });
+        Self {
+            event_id,
+            event_type,
+            order_id,
+            occurred_at,
+            body,
+        }
+    }
+}
+
 /// Why a delivery attempt failed; the relay retries or parks the event.
 #[derive(Debug, thiserror::Error)]
 pub enum DeliveryError {
@@ -222,4 +250,49 @@ pub trait OutboxStore: Send + Sync {
 
     /// Counts of what waits.
     async fn backlog(&self) -> anyhow::Result<Backlog>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_envelope_of_api_md_around_the_order() {
+        let at = DateTime::parse_from_rfc3339("2026-11-21T09:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = Uuid::from_u128(7);
+        let e = OutboundEvent::new(
+            id,
+            EventType::OrderCancelled,
+            12,
+            at,
+            serde_json::json!({"id": 12, "status": "CANCELLED"}),
+        );
+        assert_eq!(
+            e.body,
+            serde_json::json!({
+                "event_id": "00000000-0000-0000-0000-000000000007",
+                "event_type": "order.cancelled",
+                "occurred_at": "2026-11-21T09:00:00.500Z",
+                "order": {"id": 12, "status": "CANCELLED"},
+            })
+        );
+        assert_eq!((e.event_id, e.order_id, e.occurred_at), (id, 12, at));
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for t in [EventType::OrderPaid, EventType::OrderCancelled] {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+        }
+        for s in [
+            OutboxStatus::Pending,
+            OutboxStatus::Delivered,
+            OutboxStatus::Dead,
+        ] {
+            assert_eq!(OutboxStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(OutboxStatus::parse("pending"), None);
+    }
 }

@@ -18,20 +18,14 @@ use uuid::Uuid;
 const WITHIN: Duration = Duration::from_secs(30);
 
 fn event(order_id: i64, event_type: EventType) -> OutboundEvent {
-    let event_id = Uuid::new_v4();
     let occurred_at = kernel::Clock::now(&kernel::SystemClock);
-    OutboundEvent {
-        event_id,
+    OutboundEvent::new(
+        Uuid::new_v4(),
         event_type,
         order_id,
         occurred_at,
-        body: json!({
-            "event_id": event_id,
-            "event_type": event_type.as_str(),
-            "occurred_at": occurred_at.to_rfc3339(),
-            "order": {"id": order_id},
-        }),
-    }
+        json!({"id": order_id}),
+    )
 }
 
 fn store(app: &TestApp) -> PgOutboxStore {
