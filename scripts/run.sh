@@ -34,4 +34,25 @@ cat <<MSG
          -d '{"amount": 50000, "payment_method": "card"}' http://127.0.0.1:$port/api/v1/users/1/balance/charges
 
 MSG
-exec $bin serve
+# A stand-in data platform on :9090 that prints every event the outbox relay sends,
+# unless a platform is configured. It stops when the server does.
+if [ -z "${COMMERCE__DATA_PLATFORM__URL:-}" ]; then
+  $bin sink --port 9090 &
+  sink_pid=$!
+  trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
+  export COMMERCE__DATA_PLATFORM__URL=http://127.0.0.1:9090
+  echo "  data platform: the sink at $COMMERCE__DATA_PLATFORM__URL prints each delivered event"
+fi
+# The server runs as a child (not exec) so the sink can be stopped after it; Ctrl-C or
+# SIGTERM is passed on to it and it shuts down gracefully.
+$bin serve &
+server_pid=$!
+trap 'kill -TERM "$server_pid" 2>/dev/null || true' INT TERM
+status=0
+wait "$server_pid" || status=$?
+# a trapped signal interrupts the first wait; wait for the graceful shutdown itself
+if kill -0 "$server_pid" 2>/dev/null; then
+  status=0
+  wait "$server_pid" || status=$?
+fi
+exit "$status"

@@ -24,6 +24,12 @@ enum Command {
     Migrate,
     /// Add the demo data `make run` shows (idempotent).
     Seed,
+    /// Run a stand-in data platform for local use: prints each event it receives.
+    Sink {
+        /// the port to listen on (127.0.0.1)
+        #[arg(long, default_value_t = 9090)]
+        port: u16,
+    },
     /// Print a JWT signed with the configured secret, valid for 24 h.
     Token {
         /// the user id the token is for
@@ -63,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
                 println!("seeded: {line}");
             }
         }
+        Command::Sink { port } => commerce_api::sink::run(port).await?,
         Command::Token { user, admin } => {
             let keys = JwtKeys::new(&settings.auth.jwt_secret, Duration::from_secs(24 * 3600));
             let caller = if admin {

@@ -15,13 +15,14 @@ use balance::{ChargeService, PaymentGateway};
 use coupon::CouponService;
 use kernel::{Clock, SystemClock};
 use order::cart::CartService;
+use order::relay::OutboxAdmin;
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
 use postgres_adapter::cart::PgCartStore;
 use postgres_adapter::coupon::PgCouponStore;
 use postgres_adapter::notification::PgNotificationInbox;
 use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::{
-    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PoolSettings,
+    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PgOutboxStore, PoolSettings,
 };
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -85,6 +86,10 @@ impl Application {
             Arc::new(PgNotificationInbox::new(pool.clone())),
             clock,
         );
+        let outbox = OutboxAdmin::new(
+            Arc::new(PgOutboxStore::new(pool.clone())),
+            Arc::new(SystemClock),
+        );
 
         let jwt = web::Data::new(JwtKeys::new(
             &settings.auth.jwt_secret,
@@ -104,6 +109,7 @@ impl Application {
             stock,
             carts,
             coupons,
+            outbox,
         });
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);
@@ -194,6 +200,11 @@ fn start_jobs(
     shutdown: Shutdown,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
+    handles.extend(crate::relay::start(
+        settings,
+        state.pool.clone(),
+        shutdown.clone(),
+    ));
     let charges = state.charges.clone();
     let grace = Duration::from_secs(settings.jobs.charge_recovery_grace_seconds);
     handles.push(jobs::every(

@@ -3,6 +3,7 @@
 use balance::ChargeService;
 use coupon::CouponService;
 use order::cart::CartService;
+use order::relay::OutboxAdmin;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
 use stock::StockService;
@@ -16,4 +17,5 @@ pub struct AppState {
     pub stock: StockService,
     pub carts: CartService,
     pub coupons: CouponService,
+    pub outbox: OutboxAdmin,
 }

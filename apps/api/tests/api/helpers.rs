@@ -284,3 +284,193 @@ pub async fn issue_coupon(app: &TestApp, coupon: i64, user: i64) -> Reply {
     )
     .await
 }
+
+// ---- the data platform -------------------------------------------------------------
+
+/// One request the fake data platform received.
+#[derive(Debug, Clone)]
+pub struct PlatformRequest {
+    pub idempotency_key: Option<String>,
+    pub body: Value,
+    /// whether it was answered with a 2xx
+    pub acknowledged: bool,
+}
+
+#[derive(Default)]
+struct PlatformState {
+    /// answer 503 to this many of the next requests
+    fail_next: usize,
+    /// how long each answer takes
+    delay: Duration,
+    /// in arrival order
+    requests: Vec<PlatformRequest>,
+    /// acknowledged event bodies, in the order they were acknowledged
+    acknowledged: Vec<Value>,
+    /// requests per event id being answered right now
+    in_flight: std::collections::HashMap<String, usize>,
+    /// times an event arrived while another request for it was still being answered
+    overlaps: usize,
+}
+
+/// A recording data platform on a real port: `POST /events`, programmable to refuse
+/// (503) the next N requests or to answer slowly.
+#[derive(Clone)]
+pub struct FakePlatform {
+    pub url: String,
+    state: Arc<std::sync::Mutex<PlatformState>>,
+}
+
+impl FakePlatform {
+    pub async fn start() -> FakePlatform {
+        Self::start_on(0).await
+    }
+
+    /// Starts on a given port (0: any); used to bring a "down" platform back up.
+    pub async fn start_on(port: u16) -> FakePlatform {
+        let state: Arc<std::sync::Mutex<PlatformState>> = Arc::default();
+        let data = actix_web::web::Data::new(state.clone());
+        let server = actix_web::HttpServer::new(move || {
+            actix_web::App::new()
+                .app_data(data.clone())
+                .route("/events", actix_web::web::post().to(platform_receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", port))
+        .expect("binding the fake data platform");
+        let addr = server.addrs()[0];
+        tokio::spawn(server.run());
+        FakePlatform {
+            url: format!("http://{addr}"),
+            state,
+        }
+    }
+
+    /// A port where nothing listens (yet): a platform that is down.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("finding a free port")
+            .port()
+    }
+
+    pub fn fail_next(&self, n: usize) {
+        self.state.lock().unwrap().fail_next = n;
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.lock().unwrap().delay = delay;
+    }
+
+    pub fn requests(&self) -> Vec<PlatformRequest> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    pub fn acknowledged(&self) -> Vec<Value> {
+        self.state.lock().unwrap().acknowledged.clone()
+    }
+
+    pub fn overlaps(&self) -> usize {
+        self.state.lock().unwrap().overlaps
+    }
+
+    /// Polls until `done` holds for the acknowledged bodies, or panics after `within`.
+    pub async fn wait_for(
+        &self,
+        within: Duration,
+        what: &str,
+        done: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let acked = self.acknowledged();
+            if done(&acked) {
+                return acked;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for {what}; acknowledged so far: {acked:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn platform_receive(
+    req: actix_web::HttpRequest,
+    body: actix_web::web::Bytes,
+    state: actix_web::web::Data<Arc<std::sync::Mutex<PlatformState>>>,
+) -> actix_web::HttpResponse {
+    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let key = req
+        .headers()
+        .get("Idempotency-Key")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    let id = body["event_id"].as_str().unwrap_or_default().to_string();
+    let (fail, delay, index) = {
+        let mut s = state.lock().unwrap();
+        let running = s.in_flight.entry(id.clone()).or_default();
+        *running += 1;
+        if *running > 1 {
+            s.overlaps += 1;
+        }
+        let fail = s.fail_next > 0;
+        if fail {
+            s.fail_next -= 1;
+        }
+        s.requests.push(PlatformRequest {
+            idempotency_key: key,
+            body: body.clone(),
+            acknowledged: false,
+        });
+        (fail, s.delay, s.requests.len() - 1)
+    };
+    tokio::time::sleep(delay).await;
+    let mut s = state.lock().unwrap();
+    if let Some(n) = s.in_flight.get_mut(&id) {
+        *n -= 1;
+    }
+    if fail {
+        actix_web::HttpResponse::ServiceUnavailable().finish()
+    } else {
+        s.requests[index].acknowledged = true;
+        s.acknowledged.push(body);
+        actix_web::HttpResponse::Ok().finish()
+    }
+}
+
+/// The app with its background jobs running and the relay pointed at `platform_url`,
+/// with small, fast retry settings (tests adjust them in `configure`).
+pub async fn spawn_app_with_platform(
+    platform_url: &str,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let db = Arc::new(TestDatabase::create().await);
+    spawn_relaying_on(db, platform_url, configure).await
+}
+
+/// Another relaying instance on an existing database.
+pub async fn spawn_relaying_on(
+    db: Arc<TestDatabase>,
+    platform_url: &str,
+    configure: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let url = platform_url.to_string();
+    spawn_on(db, move |s| {
+        s.jobs.enabled = true;
+        s.data_platform.url = url;
+        s.data_platform.timeout_ms = 2_000;
+        s.data_platform.backoff_base_ms = 20;
+        s.data_platform.backoff_max_ms = 200;
+        configure(s);
+    })
+    .await
+}
+
+impl TestApp {
+    /// Stops the server gracefully, as SIGTERM would; its background jobs stop after it.
+    pub async fn stop(&self) {
+        self.handle.stop(true).await;
+    }
+}

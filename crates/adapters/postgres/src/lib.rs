@@ -22,4 +22,5 @@ mod tx;
 pub use balance::PgBalanceStore;
 pub use idempotency::{BeginOutcome, PgIdempotencyStore, StoredResponse};
 pub use migrate::run_migrations;
+pub use outbox::{OutboxListener, PgOutboxStore, Wake};
 pub use pool::{build_pool, PgPool, PoolSettings};

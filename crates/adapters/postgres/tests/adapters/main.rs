@@ -5,4 +5,5 @@ mod balance;
 mod cart;
 mod coupon;
 mod idempotency;
+mod outbox;
 mod stock;

@@ -1,0 +1,158 @@
+//! The outbox relay job of `serve`: delivers batches of due events while there are some,
+//! then sleeps until an event is committed (LISTEN/NOTIFY) or a retry may be due (poll).
+//! It stops only between batches, so every claimed event has its outcome recorded.
+
+use crate::config::{DataPlatformSettings, Settings};
+use crate::jobs::Shutdown;
+use data_platform::{HttpDataPlatform, HttpDataPlatformSettings};
+use kernel::SystemClock;
+use order::events::{AfterFailure, OutboxStore};
+use order::relay::{BatchReport, OutboxRelay, RelaySettings, RetryPolicy, StdRandomness};
+use postgres_adapter::{OutboxListener, PgOutboxStore, PgPool};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+
+/// Events claimed and delivered at once.
+const BATCH_SIZE: u16 = 16;
+/// The pause after the database failed.
+const ERROR_PAUSE: Duration = Duration::from_secs(1);
+
+/// Starts the relay job of `serve`, unless no platform URL is configured (then events
+/// wait in the outbox, and a log line says so).
+pub fn start(settings: &Settings, pool: PgPool, shutdown: Shutdown) -> Option<JoinHandle<()>> {
+    let store = Arc::new(PgOutboxStore::new(pool));
+    match build(&settings.data_platform, store) {
+        Ok(Some(relay)) => Some(spawn(
+            relay,
+            OutboxListener::new(settings.database.url.clone()),
+            poll_interval(&settings.data_platform),
+            shutdown,
+        )),
+        Ok(None) => {
+            tracing::info!(
+                "COMMERCE__DATA_PLATFORM__URL is empty: the outbox relay is off and events wait in the outbox"
+            );
+            None
+        }
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}"),
+                "cannot build the data platform client: the outbox relay is off"
+            );
+            None
+        }
+    }
+}
+
+/// The relay for these settings; `None` when no platform URL is configured.
+pub fn build(
+    settings: &DataPlatformSettings,
+    store: Arc<dyn OutboxStore>,
+) -> anyhow::Result<Option<OutboxRelay>> {
+    if settings.url.trim().is_empty() {
+        return Ok(None);
+    }
+    let timeout = Duration::from_millis(settings.timeout_ms.max(1));
+    let platform = HttpDataPlatform::new(&HttpDataPlatformSettings {
+        url: settings.url.clone(),
+        timeout,
+    })?;
+    Ok(Some(OutboxRelay::new(
+        store,
+        Arc::new(platform),
+        Arc::new(SystemClock),
+        Arc::new(StdRandomness),
+        RelaySettings {
+            policy: RetryPolicy {
+                base: Duration::from_millis(settings.backoff_base_ms),
+                max: Duration::from_millis(settings.backoff_max_ms),
+                max_attempts: settings.max_attempts,
+            },
+            batch_size: BATCH_SIZE,
+            lease: RelaySettings::lease_for(timeout),
+        },
+    )))
+}
+
+/// How often an idle relay looks for retries that became due: the backoff base, within
+/// 20 ms..=1 s (new events wake it at once through the listener).
+pub fn poll_interval(settings: &DataPlatformSettings) -> Duration {
+    Duration::from_millis(settings.backoff_base_ms.clamp(20, 1_000))
+}
+
+/// Runs the relay until shutdown.
+pub fn spawn(
+    relay: OutboxRelay,
+    mut listener: OutboxListener,
+    poll: Duration,
+    mut shutdown: Shutdown,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tracing::info!(
+            job = "outbox-relay",
+            poll_ms = poll.as_millis() as u64,
+            "job started"
+        );
+        while !shutdown.is_signalled() {
+            match relay.relay_batch().await {
+                Ok(report) => {
+                    log(&report);
+                    // a full batch, or a delivery that let the next event of its order go
+                    let more = report.claimed == usize::from(relay.settings().batch_size)
+                        || report.delivered > 0;
+                    if more {
+                        continue;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        job = "outbox-relay",
+                        error = format!("{e:#}"),
+                        "relay run failed"
+                    );
+                    shutdown.sleep(ERROR_PAUSE).await;
+                    continue;
+                }
+            }
+            tokio::select! {
+                _ = listener.wait(poll) => {}
+                _ = shutdown.sleep(poll) => {}
+            }
+        }
+        tracing::info!(job = "outbox-relay", "job stopped");
+    })
+}
+
+fn log(report: &BatchReport) {
+    if report.claimed == 0 {
+        return;
+    }
+    tracing::debug!(
+        claimed = report.claimed,
+        delivered = report.delivered,
+        retrying = report.retrying,
+        dead = report.dead,
+        lost_claims = report.lost_claims,
+        "outbox batch"
+    );
+    for f in &report.failures {
+        match f.next {
+            AfterFailure::RetryAt(at) => tracing::warn!(
+                event_id = %f.event_id,
+                order_id = f.order_id,
+                attempt = f.attempt,
+                error = %f.error,
+                retry_at = %at,
+                "data platform delivery failed; will retry"
+            ),
+            AfterFailure::Dead => tracing::error!(
+                event_id = %f.event_id,
+                order_id = f.order_id,
+                attempt = f.attempt,
+                error = %f.error,
+                "data platform delivery failed for the last time; the event is DEAD (retry it with POST /api/v1/admin/outbox/{{event_id}}/retry)"
+            ),
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! Delivering the outbox: the retry policy (pure), the relay use case (claim a batch,
+//! deliver with no transaction open, record the outcome) and the operators' use cases.
+//!
+//! Delivery is at least once: a relay that dies after the platform acknowledged but
+//! before the acknowledgement is recorded leaves the event to be sent again once its
+//! claim's lease ends. The platform drops duplicates by `Idempotency-Key: <event_id>`.
+
+use crate::events::{
+    AfterFailure, Backlog, ClaimedEvent, DataPlatform, OutboxEntry, OutboxStatus, OutboxStore,
+    RetryEventError,
+};
+use chrono::{DateTime, Utc};
+use kernel::{Clock, Page, PageRequest};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
+use std::time::Duration;
+use uuid::Uuid;
+
+/// When to try again after a failed attempt, and when to give up.
+///
+/// The delay after the `n`-th failed attempt (n = 1, 2, ...) is drawn with "equal jitter"
+/// from `ceiling(n) = min(base * 2^(n-1), max)`: half of the ceiling is fixed, the other
+/// half is random. Relays that failed together so spread out, and no delay passes `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max: Duration,
+    /// Attempts (the first one included) before an event is parked as DEAD; at least 1.
+    pub max_attempts: u32,
+}
+
+impl RetryPolicy {
+    /// `min(base * 2^(failed-1), max)`, in milliseconds, saturating.
+    fn ceiling_ms(&self, failed: u32) -> u64 {
+        let max = millis(self.max);
+        let exponent = failed.saturating_sub(1);
+        millis(self.base)
+            .saturating_mul(2u64.saturating_pow(exponent))
+            .min(max)
+    }
+
+    /// The part of the delay after `failed` failed attempts that is not random.
+    pub fn fixed_part(&self, failed: u32) -> Duration {
+        Duration::from_millis(self.ceiling_ms(failed) / 2)
+    }
+
+    /// The delay after `failed` failed attempts; `random` is any random number (the
+    /// caller injects it, so this stays a pure function).
+    pub fn delay(&self, failed: u32, random: u64) -> Duration {
+        let ceiling = self.ceiling_ms(failed);
+        let fixed = ceiling / 2;
+        let spread = ceiling - fixed;
+        let jitter = match spread.checked_add(1) {
+            Some(range) => random % range,
+            None => random,
+        };
+        Duration::from_millis(fixed + jitter)
+    }
+
+    /// What to do with an event whose attempt number `attempts_before + 1` just failed:
+    /// DEAD once `max_attempts` attempts have failed, otherwise due again after [`Self::delay`].
+    pub fn after_failure(
+        &self,
+        attempts_before: u32,
+        now: DateTime<Utc>,
+        random: u64,
+    ) -> AfterFailure {
+        let failed = attempts_before.saturating_add(1);
+        if failed >= self.max_attempts.max(1) {
+            return AfterFailure::Dead;
+        }
+        let delay =
+            chrono::Duration::from_std(self.delay(failed, random)).unwrap_or(chrono::Duration::MAX);
+        AfterFailure::RetryAt(
+            now.checked_add_signed(delay)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        )
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Where the jitter's randomness comes from (injected so the relay can be tested).
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+pub trait Randomness: Send + Sync {
+    fn next_u64(&self) -> u64;
+}
+
+/// Randomness from the standard library's randomly keyed hasher: plenty for jitter,
+/// not for secrets.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdRandomness;
+
+impl Randomness for StdRandomness {
+    fn next_u64(&self) -> u64 {
+        // every RandomState is keyed differently
+        RandomState::new().hash_one(0u8)
+    }
+}
+
+/// How a relay works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySettings {
+    pub policy: RetryPolicy,
+    /// Events claimed (and delivered concurrently) at once.
+    pub batch_size: u16,
+    /// How long a claim holds. MUST exceed the delivery timeout plus the time to record
+    /// the outcome, or a slow attempt could overlap another relay's attempt.
+    pub lease: Duration,
+}
+
+impl RelaySettings {
+    /// The lease for a given delivery timeout: twice the timeout plus 10 s of margin.
+    pub fn lease_for(timeout: Duration) -> Duration {
+        timeout
+            .saturating_mul(2)
+            .saturating_add(Duration::from_secs(10))
+    }
+}
+
+/// What one batch did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    pub claimed: usize,
+    pub delivered: usize,
+    /// Failed attempts that will be retried.
+    pub retrying: usize,
+    /// Failed attempts that parked their event as DEAD.
+    pub dead: usize,
+    /// Outcomes not recorded because the claim had been lost to another relay.
+    pub lost_claims: usize,
+    /// Every failed attempt, for the caller to log.
+    pub failures: Vec<FailedAttempt>,
+}
+
+/// One failed delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedAttempt {
+    pub event_id: Uuid,
+    pub order_id: i64,
+    /// Which attempt failed (1 for the first).
+    pub attempt: u32,
+    pub error: String,
+    pub next: AfterFailure,
+}
+
+/// The relay use case. Each call of [`OutboxRelay::relay_batch`] is one unit of work:
+/// a caller that wants to stop simply does not start another.
+#[derive(Clone)]
+pub struct OutboxRelay {
+    store: Arc<dyn OutboxStore>,
+    platform: Arc<dyn DataPlatform>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Randomness>,
+    settings: RelaySettings,
+}
+
+enum Outcome {
+    Delivered,
+    Failed {
+        recorded: bool,
+        failure: FailedAttempt,
+    },
+    LostClaim,
+}
+
+impl OutboxRelay {
+    pub fn new(
+        store: Arc<dyn OutboxStore>,
+        platform: Arc<dyn DataPlatform>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Randomness>,
+        settings: RelaySettings,
+    ) -> Self {
+        Self {
+            store,
+            platform,
+            clock,
+            random,
+            settings,
+        }
+    }
+
+    pub fn settings(&self) -> &RelaySettings {
+        &self.settings
+    }
+
+    /// Claims a batch of due events, delivers them concurrently (at most one per order,
+    /// no transaction open), and records each outcome. Every claimed event has its
+    /// outcome recorded before this returns, unless the database fails, in which case
+    /// the claim's lease makes the event due again later.
+    pub async fn relay_batch(&self) -> anyhow::Result<BatchReport> {
+        let now = self.clock.now();
+        let lease = chrono::Duration::from_std(self.settings.lease)
+            .unwrap_or(chrono::Duration::seconds(60));
+        let claims = self
+            .store
+            .claim_due(self.settings.batch_size, now, now + lease)
+            .await?;
+        let mut report = BatchReport {
+            claimed: claims.len(),
+            ..BatchReport::default()
+        };
+        let outcomes =
+            futures::future::join_all(claims.iter().map(|claim| self.deliver_one(claim))).await;
+        let mut first_error = None;
+        for outcome in outcomes {
+            match outcome {
+                Ok(Outcome::Delivered) => report.delivered += 1,
+                Ok(Outcome::LostClaim) => report.lost_claims += 1,
+                Ok(Outcome::Failed { recorded, failure }) => {
+                    match (recorded, failure.next) {
+                        (false, _) => report.lost_claims += 1,
+                        (true, AfterFailure::Dead) => report.dead += 1,
+                        (true, AfterFailure::RetryAt(_)) => report.retrying += 1,
+                    }
+                    report.failures.push(failure);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e.context("recording delivery outcomes")),
+            None => Ok(report),
+        }
+    }
+
+    async fn deliver_one(&self, claim: &ClaimedEvent) -> anyhow::Result<Outcome> {
+        let event = &claim.event;
+        match self.platform.deliver(event).await {
+            Ok(()) => {
+                let recorded = self.store.mark_delivered(claim, self.clock.now()).await?;
+                Ok(if recorded {
+                    Outcome::Delivered
+                } else {
+                    Outcome::LostClaim
+                })
+            }
+            Err(error) => {
+                let now = self.clock.now();
+                let next =
+                    self.settings
+                        .policy
+                        .after_failure(claim.attempts, now, self.random.next_u64());
+                let error = error.to_string();
+                let recorded = self.store.mark_failed(claim, &error, next, now).await?;
+                Ok(Outcome::Failed {
+                    recorded,
+                    failure: FailedAttempt {
+                        event_id: event.event_id,
+                        order_id: event.order_id,
+                        attempt: claim.attempts.saturating_add(1),
+                        error,
+                        next,
+                    },
+                })
+            }
+        }
+    }
+
+    /// What waits in the outbox.
+    pub async fn backlog(&self) -> anyhow::Result<Backlog> {
+        self.store.backlog().await
+    }
+}
+
+/// Operators' use cases: look at the outbox, send a DEAD event again.
+#[derive(Clone)]
+pub struct OutboxAdmin {
+    store: Arc<dyn OutboxStore>,
+    clock: Arc<dyn Clock>,
+}
+
+impl OutboxAdmin {
+    pub fn new(store: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>) -> Self {
+        Self { store, clock }
+    }
+
+    /// Outbox rows in write order, optionally of one status.
+    pub async fn list(
+        &self,
+        status: Option<OutboxStatus>,
+        page: PageRequest,
+    ) -> anyhow::Result<Page<OutboxEntry>> {
+        self.store.list(status, page).await
+    }
+
+    /// A DEAD event becomes PENDING again, due now, with a fresh set of attempts.
+    pub async fn retry(&self, event_id: Uuid) -> Result<OutboxEntry, RetryEventError> {
+        self.store.retry_dead(event_id, self.clock.now()).await
+    }
+
+    /// What waits in the outbox.
+    pub async fn backlog(&self) -> anyhow::Result<Backlog> {
+        self.store.backlog().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{
+        DeliveryError, EventType, MockDataPlatform, MockOutboxStore, OutboundEvent,
+    };
+    use kernel::MockClock;
+    use proptest::prelude::*;
+
+    fn policy(base_ms: u64, max_ms: u64, max_attempts: u32) -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(base_ms),
+            max: Duration::from_millis(max_ms),
+            max_attempts,
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn the_ceiling_doubles_from_base_up_to_max() {
+        let p = policy(1_000, 300_000, 20);
+        // random 0 gives the fixed half of the ceiling, random = half gives the ceiling
+        assert_eq!(p.delay(1, 0).as_millis(), 500);
+        assert_eq!(p.delay(1, 500).as_millis(), 1_000);
+        assert_eq!(p.delay(2, 1_000).as_millis(), 2_000);
+        assert_eq!(p.delay(3, 0).as_millis(), 2_000);
+        assert_eq!(p.delay(9, 128_000).as_millis(), 256_000);
+        assert_eq!(p.delay(10, 150_000).as_millis(), 300_000);
+        assert_eq!(p.delay(60, 0).as_millis(), 150_000);
+        assert_eq!(p.fixed_part(u32::MAX), Duration::from_millis(150_000));
+    }
+
+    #[test]
+    fn an_event_is_dead_after_exactly_max_attempts() {
+        let p = policy(10, 100, 3);
+        assert!(matches!(
+            p.after_failure(0, t0(), 0),
+            AfterFailure::RetryAt(_)
+        ));
+        assert!(matches!(
+            p.after_failure(1, t0(), 0),
+            AfterFailure::RetryAt(_)
+        ));
+        assert_eq!(p.after_failure(2, t0(), 0), AfterFailure::Dead);
+        // a policy of 0 attempts still makes one
+        assert_eq!(
+            policy(10, 100, 0).after_failure(0, t0(), 0),
+            AfterFailure::Dead
+        );
+    }
+
+    #[test]
+    fn a_retry_is_due_after_the_delay() {
+        let p = policy(1_000, 300_000, 20);
+        assert_eq!(
+            p.after_failure(0, t0(), 0),
+            AfterFailure::RetryAt(t0() + chrono::Duration::milliseconds(500))
+        );
+    }
+
+    #[test]
+    fn std_randomness_varies() {
+        let r = StdRandomness;
+        let draws: std::collections::HashSet<u64> = (0..16).map(|_| r.next_u64()).collect();
+        assert!(draws.len() > 1);
+    }
+
+    proptest! {
+        // Invariant: no delay is ever above the configured maximum.
+        #[test]
+        fn the_delay_never_passes_max(base in 0u64..10_000_000, max in 0u64..10_000_000,
+                                      failed in 0u32..200, random in any::<u64>()) {
+            let p = policy(base, max, 20);
+            prop_assert!(p.delay(failed, random) <= Duration::from_millis(max));
+        }
+
+        // Invariant: the random part only adds; a delay is never below its fixed part.
+        #[test]
+        fn the_delay_is_never_below_its_fixed_part(base in 0u64..10_000_000, max in 0u64..10_000_000,
+                                                   failed in 0u32..200, random in any::<u64>()) {
+            let p = policy(base, max, 20);
+            prop_assert!(p.delay(failed, random) >= p.fixed_part(failed));
+        }
+
+        // Invariant: waiting grows (or stays capped) with every failure.
+        #[test]
+        fn the_fixed_part_never_decreases(base in 0u64..10_000_000, max in 0u64..10_000_000,
+                                          failed in 0u32..200) {
+            let p = policy(base, max, 20);
+            prop_assert!(p.fixed_part(failed + 1) >= p.fixed_part(failed));
+        }
+
+        // Invariant: before max_attempts failures an event is retried, never later than max.
+        #[test]
+        fn retries_are_due_within_max(before in 0u32..19, random in any::<u64>()) {
+            let p = policy(1_000, 300_000, 20);
+            match p.after_failure(before, t0(), random) {
+                AfterFailure::RetryAt(at) => {
+                    prop_assert!(at > t0());
+                    prop_assert!(at <= t0() + chrono::Duration::milliseconds(300_000));
+                }
+                AfterFailure::Dead => prop_assert!(false, "dead before max attempts"),
+            }
+        }
+    }
+
+    fn claim(id: i64, attempts: u32) -> ClaimedEvent {
+        ClaimedEvent {
+            id,
+            attempts,
+            lease_until: t0() + chrono::Duration::seconds(30),
+            event: OutboundEvent {
+                event_id: Uuid::from_u128(id as u128),
+                event_type: EventType::OrderPaid,
+                order_id: id * 10,
+                occurred_at: t0(),
+                body: serde_json::json!({"event_id": id}),
+            },
+        }
+    }
+
+    fn relay(store: MockOutboxStore, platform: MockDataPlatform, max_attempts: u32) -> OutboxRelay {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(t0());
+        let mut random = MockRandomness::new();
+        random.expect_next_u64().return_const(0u64);
+        OutboxRelay::new(
+            Arc::new(store),
+            Arc::new(platform),
+            Arc::new(clock),
+            Arc::new(random),
+            RelaySettings {
+                policy: policy(1_000, 60_000, max_attempts),
+                batch_size: 8,
+                lease: Duration::from_secs(30),
+            },
+        )
+    }
+
+    #[tokio::test]
+    async fn claims_with_a_lease_and_records_an_acknowledgement() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .withf(|limit, now, lease_until| {
+                *limit == 8 && *now == t0() && *lease_until == t0() + chrono::Duration::seconds(30)
+            })
+            .times(1)
+            .returning(|_, _, _| Ok(vec![claim(1, 0)]));
+        store
+            .expect_mark_delivered()
+            .withf(|c, now| c.id == 1 && *now == t0())
+            .times(1)
+            .returning(|_, _| Ok(true));
+        store.expect_mark_failed().never();
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_deliver()
+            .withf(|e| e.event_id == Uuid::from_u128(1))
+            .times(1)
+            .returning(|_| Ok(()));
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!((report.claimed, report.delivered), (1, 1));
+        assert!(report.failures.is_empty());
+    }
+
+    // Invariant: a failed attempt is never recorded as delivered; it is retried after the backoff.
+    #[tokio::test]
+    async fn a_rejection_schedules_a_retry_after_the_backoff() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .returning(|_, _, _| Ok(vec![claim(2, 1)]));
+        store.expect_mark_delivered().never();
+        store
+            .expect_mark_failed()
+            .withf(|c, error, next, _| {
+                // second failure: ceiling 2 s, fixed half 1 s, random 0
+                c.id == 2
+                    && error.contains("503")
+                    && *next == AfterFailure::RetryAt(t0() + chrono::Duration::seconds(1))
+            })
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_deliver()
+            .returning(|_| Err(DeliveryError::Rejected { status: 503 }));
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!((report.retrying, report.dead), (1, 0));
+        assert_eq!(report.failures[0].attempt, 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_allowed_failure_parks_the_event_as_dead() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .returning(|_, _, _| Ok(vec![claim(3, 4)]));
+        store
+            .expect_mark_failed()
+            .withf(|_, _, next, now| *next == AfterFailure::Dead && *now == t0())
+            .times(1)
+            .returning(|_, _, _, _| Ok(true));
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_deliver()
+            .returning(|_| Err(DeliveryError::Unreachable("timed out".into())));
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!(report.dead, 1);
+    }
+
+    #[tokio::test]
+    async fn a_lost_claim_is_reported_not_counted() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .returning(|_, _, _| Ok(vec![claim(4, 0), claim(5, 0)]));
+        store.expect_mark_delivered().returning(|_, _| Ok(false));
+        store.expect_mark_failed().returning(|_, _, _, _| Ok(false));
+        let mut platform = MockDataPlatform::new();
+        platform.expect_deliver().returning(|e| {
+            if e.order_id == 40 {
+                Ok(())
+            } else {
+                Err(DeliveryError::Rejected { status: 500 })
+            }
+        });
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!(
+            (
+                report.claimed,
+                report.delivered,
+                report.retrying,
+                report.lost_claims
+            ),
+            (2, 0, 0, 2)
+        );
+    }
+
+    #[tokio::test]
+    async fn nothing_due_means_no_delivery() {
+        let mut store = MockOutboxStore::new();
+        store.expect_claim_due().returning(|_, _, _| Ok(vec![]));
+        let mut platform = MockDataPlatform::new();
+        platform.expect_deliver().never();
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!(report, BatchReport::default());
+    }
+
+    // Invariant: a database failure while recording surfaces as an error (the lease will
+    // make the event due again), and the other outcomes of the batch are still recorded.
+    #[tokio::test]
+    async fn a_recording_failure_is_an_error_after_the_batch_is_recorded() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .returning(|_, _, _| Ok(vec![claim(6, 0), claim(7, 0)]));
+        store.expect_mark_delivered().times(2).returning(|c, _| {
+            if c.id == 6 {
+                Err(anyhow::anyhow!("connection lost"))
+            } else {
+                Ok(true)
+            }
+        });
+        let mut platform = MockDataPlatform::new();
+        platform.expect_deliver().times(2).returning(|_| Ok(()));
+        let err = relay(store, platform, 5).relay_batch().await.unwrap_err();
+        assert!(format!("{err:#}").contains("connection lost"));
+    }
+
+    #[tokio::test]
+    async fn admin_retry_is_due_now() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_retry_dead()
+            .withf(|id, now| *id == Uuid::from_u128(9) && *now == t0())
+            .returning(|id, _| Err(RetryEventError::NotFound(id)));
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(t0());
+        let admin = OutboxAdmin::new(Arc::new(store), Arc::new(clock));
+        assert!(matches!(
+            admin.retry(Uuid::from_u128(9)).await,
+            Err(RetryEventError::NotFound(_))
+        ));
+    }
+}
