@@ -3,8 +3,10 @@
 pub mod balance;
 pub mod coupon;
 pub mod idempotency;
+pub mod order;
 pub mod outbox;
 pub mod stock;
 
 pub use balance::*;
 pub use idempotency::*;
+pub use order::*;
