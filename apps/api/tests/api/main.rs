@@ -6,6 +6,7 @@ mod cart;
 mod conventions;
 mod coupons;
 mod helpers;
+mod orders;
 mod idempotency;
 mod outbox;
 mod products;
