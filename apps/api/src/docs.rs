@@ -78,6 +78,7 @@ fn assemble() -> utoipa::openapi::OpenApi {
     doc.merge(routes::products::Api::openapi());
     doc.merge(routes::cart::Api::openapi());
     doc.merge(routes::coupons::Api::openapi());
+    doc.merge(routes::orders::Api::openapi());
     doc.merge(routes::outbox::Api::openapi());
     doc
 }

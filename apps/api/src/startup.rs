@@ -4,7 +4,7 @@ use crate::auth::JwtKeys;
 use crate::config::Settings;
 use crate::error::{json_error, not_found, path_error, problemize, query_error};
 use crate::jobs::{self, Shutdown};
-use crate::metrics::Metrics;
+use crate::metrics::{Event, Metrics};
 use crate::state::AppState;
 use crate::{docs, idempotency, middleware, routes};
 use actix_web::dev::Server;
@@ -16,6 +16,8 @@ use coupon::CouponService;
 use kernel::{Clock, SystemClock};
 use order::cart::CartService;
 use order::relay::OutboxAdmin;
+use order::OrderService;
+use payment::PaymentService;
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
 use postgres_adapter::cart::PgCartStore;
 use postgres_adapter::coupon::PgCouponStore;
@@ -24,6 +26,7 @@ use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::{
     build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PgOutboxStore, PoolSettings,
 };
+use postgres_adapter::{PgOrderStore, PgPaymentStore};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +34,9 @@ use stock::StockService;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa_swagger_ui::SwaggerUi;
+
+/// Orders cancelled per expiry transaction.
+const EXPIRY_BATCH: i64 = 50;
 
 /// The request body cap (bytes), for middleware that reads bodies itself.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +92,15 @@ impl Application {
             Arc::new(PgNotificationInbox::new(pool.clone())),
             clock,
         );
+        let orders = OrderService::new(
+            Arc::new(PgOrderStore::new(pool.clone())),
+            Arc::new(SystemClock),
+            Duration::from_secs(settings.orders.pending_ttl_seconds),
+        );
+        let payments = PaymentService::new(
+            Arc::new(PgPaymentStore::new(pool.clone())),
+            Arc::new(SystemClock),
+        );
         let outbox = OutboxAdmin::new(
             Arc::new(PgOutboxStore::new(pool.clone())),
             Arc::new(SystemClock),
@@ -110,6 +125,8 @@ impl Application {
             carts,
             coupons,
             outbox,
+            orders,
+            payments,
         });
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);
@@ -156,7 +173,7 @@ impl Application {
 
         let (stop_jobs, shutdown) = Shutdown::new();
         let jobs = if settings.jobs.enabled {
-            start_jobs(&state, &settings, shutdown)
+            start_jobs(&state, &settings, metrics.clone(), shutdown)
         } else {
             Vec::new()
         };
@@ -197,9 +214,32 @@ impl Application {
 fn start_jobs(
     state: &web::Data<AppState>,
     settings: &Settings,
+    metrics: web::Data<Metrics>,
     shutdown: Shutdown,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
+    let orders = state.orders.clone();
+    handles.push(jobs::every(
+        "order-expiry",
+        Duration::from_secs(settings.orders.expiry_sweep_seconds.max(1)),
+        shutdown.clone(),
+        move || {
+            let (orders, metrics) = (orders.clone(), metrics.clone());
+            async move {
+                // small batches, each its own transaction, until nothing is due
+                loop {
+                    let n = orders.expire_due(EXPIRY_BATCH).await?;
+                    if n > 0 {
+                        metrics.count_n(Event::OrderExpired, n as u64);
+                        tracing::info!(expired = n, "expired pending orders");
+                    }
+                    if n < EXPIRY_BATCH as usize {
+                        return Ok(());
+                    }
+                }
+            }
+        },
+    ));
     handles.extend(crate::relay::start(
         settings,
         state.pool.clone(),

@@ -4,6 +4,8 @@ use balance::ChargeService;
 use coupon::CouponService;
 use order::cart::CartService;
 use order::relay::OutboxAdmin;
+use order::OrderService;
+use payment::PaymentService;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
 use stock::StockService;
@@ -18,4 +20,6 @@ pub struct AppState {
     pub carts: CartService,
     pub coupons: CouponService,
     pub outbox: OutboxAdmin,
+    pub orders: OrderService,
+    pub payments: PaymentService,
 }

@@ -217,8 +217,8 @@ pub struct NewOrder {
 }
 
 /// Units of a product sold in paid, not cancelled, orders.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductSales {
-    pub product_id: ProductId,
+    pub product: stock::Product,
     pub sold_quantity: i64,
 }

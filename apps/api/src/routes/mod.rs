@@ -34,6 +34,7 @@ pub mod balance;
 pub mod cart;
 pub mod coupons;
 pub mod health;
+pub mod orders;
 pub mod outbox;
 pub mod products;
 
@@ -43,5 +44,6 @@ pub fn configure_v1(cfg: &mut web::ServiceConfig) {
     products::configure(cfg);
     cart::configure(cfg);
     coupons::configure(cfg);
+    orders::configure(cfg);
     outbox::configure(cfg);
 }

@@ -26,9 +26,11 @@ pub struct Api;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/products").route(web::get().to(list_products)))
-        // `GET /products/popular` (orders slice) MUST be registered here, before
-        // `/products/{id}`: `web::resource("/products/popular")`. Registered after it,
-        // "popular" would be taken for an id (400 VALIDATION_ERROR).
+        // before `/products/{id}`, which would take "popular" for an id
+        .service(
+            web::resource("/products/popular")
+                .route(web::get().to(super::orders::popular_products)),
+        )
         .service(web::resource("/products/{id}").route(web::get().to(get_product)))
         .service(web::resource("/admin/products").route(web::post().to(create_product)))
         .service(web::resource("/admin/products/{id}/stock").route(web::post().to(adjust_stock)));

@@ -7,5 +7,6 @@ mod conventions;
 mod coupons;
 mod helpers;
 mod idempotency;
+mod orders;
 mod outbox;
 mod products;

@@ -111,6 +111,48 @@ pub(crate) async fn lock_balance(
     })
 }
 
+/// A balance change made by another use case (payment, refund) inside its own
+/// transaction, on a balance row it locked with [`lock_balance`].
+pub(crate) struct BalanceChange {
+    pub user: UserId,
+    pub kind: HistoryKind,
+    /// signed: negative for a payment
+    pub amount: i64,
+    pub balance_after: Money,
+    pub order_id: OrderId,
+    pub now: Timestamp,
+}
+
+/// Writes the new balance and its history row. The caller decided `balance_after` with
+/// the domain rules on the locked row. A zero change writes nothing.
+pub(crate) async fn apply_change(
+    conn: &mut AsyncPgConnection,
+    change: BalanceChange,
+) -> QueryResult<()> {
+    if change.amount == 0 {
+        return Ok(());
+    }
+    diesel::update(balances::table.find(change.user.get()))
+        .set((
+            balances::balance.eq(change.balance_after.won()),
+            balances::updated_at.eq(change.now),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::insert_into(balance_history::table)
+        .values((
+            balance_history::user_id.eq(change.user.get()),
+            balance_history::kind.eq(change.kind.as_str()),
+            balance_history::amount.eq(change.amount),
+            balance_history::balance_after.eq(change.balance_after.won()),
+            balance_history::order_id.eq(change.order_id.get()),
+            balance_history::created_at.eq(change.now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 #[async_trait]
 impl BalanceStore for PgBalanceStore {
     async fn balance(&self, user: UserId) -> anyhow::Result<Money> {

@@ -67,6 +67,7 @@ fn migrations_fingerprint() -> String {
 }
 
 #[derive(QueryableByName)]
+#[allow(dead_code)] // only counted
 struct Name {
     #[diesel(sql_type = Text)]
     datname: String,
@@ -104,7 +105,11 @@ impl TestDatabase {
         if ready.is_empty() {
             // Templates of other migration sets are left alone: other checkouts on this
             // server may be using them (`make clean-db` or a fresh server clears them).
-            exec(&mut admin, &format!("DROP DATABASE IF EXISTS \"{template}\"")).await;
+            exec(
+                &mut admin,
+                &format!("DROP DATABASE IF EXISTS \"{template}\""),
+            )
+            .await;
             exec(&mut admin, &format!("CREATE DATABASE \"{template}\"")).await;
             run_migrations(&with_database(&admin_url, &template))
                 .await
