@@ -13,6 +13,9 @@ fuzz: ## contract fuzzing of a running server with schemathesis (no 5xx, respons
 docs-check: ## open /docs in headless Chromium and check the operations list renders offline
 	@scripts/docs-check.sh
 
+bench: ## speed goals: popular products on 1M order lines, HTTP throughput (wrk)
+	@scripts/bench.sh
+
 build: ## build everything
 	cargo build --workspace --all-targets
 
