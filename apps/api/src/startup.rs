@@ -160,7 +160,14 @@ impl Application {
                 .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
                 .service(web::scope("/api/v1").configure(routes::configure_v1))
                 .service(
-                    SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", openapi.clone()),
+                    SwaggerUi::new("/docs/{_:.*}")
+                        .url("/api-docs/openapi.json", openapi.clone())
+                        // no badge from validator.swagger.io: the page makes no outside request
+                        .config(
+                            utoipa_swagger_ui::Config::default()
+                                .validator_url("none")
+                                .persist_authorization(true),
+                        ),
                 )
                 .default_service(web::to(not_found))
         })
