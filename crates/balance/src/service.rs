@@ -140,7 +140,7 @@ impl ChargeService {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use kernel::{ChargeId, MockClock};
+    use kernel::{ChargeId, FixedClock};
     use mockall::predicate::eq;
 
     fn now() -> kernel::Timestamp {
@@ -148,9 +148,7 @@ mod tests {
     }
 
     fn clock() -> Arc<dyn Clock> {
-        let mut c = MockClock::new();
-        c.expect_now().returning(now);
-        Arc::new(c)
+        Arc::new(FixedClock(now()))
     }
 
     fn user() -> UserId {

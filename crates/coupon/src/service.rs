@@ -96,7 +96,7 @@ impl CouponService {
 mod tests {
     use super::*;
     use chrono::{Duration, TimeZone};
-    use kernel::{MockClock, Timestamp};
+    use kernel::{FixedClock, Timestamp};
     use mockall::predicate::eq;
 
     fn now() -> Timestamp {
@@ -104,9 +104,7 @@ mod tests {
     }
 
     fn clock() -> Arc<dyn Clock> {
-        let mut c = MockClock::new();
-        c.expect_now().returning(now);
-        Arc::new(c)
+        Arc::new(FixedClock(now()))
     }
 
     fn cid(id: i64) -> CouponId {

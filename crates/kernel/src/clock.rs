@@ -21,3 +21,13 @@ impl Clock for SystemClock {
         DateTime::from_timestamp_micros(micros).unwrap_or(now)
     }
 }
+
+/// A clock that always says the same time: for tests and for replaying a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedClock(pub Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}

@@ -10,7 +10,7 @@ mod page;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
-pub use clock::{Clock, SystemClock, Timestamp};
+pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
 pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, UserId};
 pub use money::{Money, MoneyError, Quantity, QuantityError};
 pub use page::{Page, PageRequest, PageRequestError};

@@ -180,7 +180,7 @@ impl CartService {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use kernel::MockClock;
+    use kernel::FixedClock;
     use mockall::predicate::eq;
     use proptest::prelude::*;
 
@@ -189,9 +189,7 @@ mod tests {
     }
 
     fn clock() -> Arc<dyn Clock> {
-        let mut c = MockClock::new();
-        c.expect_now().returning(now);
-        Arc::new(c)
+        Arc::new(FixedClock(now()))
     }
 
     fn user() -> UserId {

@@ -74,16 +74,14 @@ impl OrderService {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use kernel::{MockClock, ProductId, Quantity, Timestamp};
+    use kernel::{FixedClock, ProductId, Quantity, Timestamp};
 
     fn now() -> Timestamp {
         chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
     }
 
     fn clock() -> Arc<dyn Clock> {
-        let mut c = MockClock::new();
-        c.expect_now().returning(now);
-        Arc::new(c)
+        Arc::new(FixedClock(now()))
     }
 
     fn command() -> PlaceOrder {

@@ -70,7 +70,7 @@ mod tests {
     use super::*;
     use crate::rules::{AdjustRuleError, ReserveError};
     use chrono::TimeZone;
-    use kernel::{MockClock, Money, Quantity, Timestamp};
+    use kernel::{FixedClock, Money, Quantity, Timestamp};
     use mockall::predicate::eq;
 
     fn now() -> Timestamp {
@@ -78,9 +78,7 @@ mod tests {
     }
 
     fn clock() -> Arc<dyn Clock> {
-        let mut c = MockClock::new();
-        c.expect_now().returning(now);
-        Arc::new(c)
+        Arc::new(FixedClock(now()))
     }
 
     fn pid(v: i64) -> ProductId {
