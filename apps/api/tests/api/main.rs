@@ -10,3 +10,4 @@ mod idempotency;
 mod orders;
 mod outbox;
 mod products;
+mod relay_metrics;
