@@ -5,6 +5,7 @@ mod balance;
 mod cart;
 mod conventions;
 mod coupons;
+mod crash;
 mod helpers;
 mod idempotency;
 mod orders;
