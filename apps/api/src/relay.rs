@@ -1,9 +1,13 @@
 //! The outbox relay job of `serve`: delivers batches of due events while there are some,
 //! then sleeps until an event is committed (LISTEN/NOTIFY) or a retry may be due (poll).
 //! It stops only between batches, so every claimed event has its outcome recorded.
+//! Each attempt's outcome is counted in `commerce_events_total{kind="outbox_delivered"}`
+//! (acknowledged and recorded) or `{kind="outbox_delivery_failed"}` (any failed attempt).
 
 use crate::config::{DataPlatformSettings, Settings};
 use crate::jobs::Shutdown;
+use crate::metrics::{Event, Metrics};
+use actix_web::web;
 use data_platform::{HttpDataPlatform, HttpDataPlatformSettings};
 use kernel::SystemClock;
 use order::events::{AfterFailure, OutboxStore};
@@ -20,13 +24,19 @@ const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
 /// Starts the relay job of `serve`, unless no platform URL is configured (then events
 /// wait in the outbox, and a log line says so).
-pub fn start(settings: &Settings, pool: PgPool, shutdown: Shutdown) -> Option<JoinHandle<()>> {
+pub fn start(
+    settings: &Settings,
+    pool: PgPool,
+    metrics: web::Data<Metrics>,
+    shutdown: Shutdown,
+) -> Option<JoinHandle<()>> {
     let store = Arc::new(PgOutboxStore::new(pool));
     match build(&settings.data_platform, store) {
         Ok(Some(relay)) => Some(spawn(
             relay,
             OutboxListener::new(settings.database.url.clone()),
             poll_interval(&settings.data_platform),
+            metrics,
             shutdown,
         )),
         Ok(None) => {
@@ -81,11 +91,12 @@ pub fn poll_interval(settings: &DataPlatformSettings) -> Duration {
     Duration::from_millis(settings.backoff_base_ms.clamp(20, 1_000))
 }
 
-/// Runs the relay until shutdown.
+/// Runs the relay until shutdown, counting outcomes in `metrics`.
 pub fn spawn(
     relay: OutboxRelay,
     mut listener: OutboxListener,
     poll: Duration,
+    metrics: web::Data<Metrics>,
     mut shutdown: Shutdown,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -97,7 +108,18 @@ pub fn spawn(
         while !shutdown.is_signalled() {
             match relay.relay_batch().await {
                 Ok(report) => {
+                    count(&metrics, &report);
                     log(&report);
+                    if let Some(error) = &report.record_error {
+                        tracing::warn!(
+                            job = "outbox-relay",
+                            error = %error,
+                            unrecorded = report.unrecorded,
+                            "delivery outcomes not recorded; those events are due again after their lease"
+                        );
+                        shutdown.sleep(ERROR_PAUSE).await;
+                        continue;
+                    }
                     // a full batch, or a delivery that let the next event of its order go
                     let more = report.claimed == usize::from(relay.settings().batch_size)
                         || report.delivered > 0;
@@ -124,6 +146,17 @@ pub fn spawn(
     })
 }
 
+/// Counts one batch: every event acknowledged and recorded as DELIVERED, every failed
+/// attempt (recorded or not).
+fn count(metrics: &Metrics, report: &BatchReport) {
+    if report.delivered > 0 {
+        metrics.count_n(Event::OutboxDelivered, report.delivered as u64);
+    }
+    if !report.failures.is_empty() {
+        metrics.count_n(Event::OutboxDeliveryFailed, report.failures.len() as u64);
+    }
+}
+
 fn log(report: &BatchReport) {
     if report.claimed == 0 {
         return;
@@ -134,9 +167,20 @@ fn log(report: &BatchReport) {
         retrying = report.retrying,
         dead = report.dead,
         lost_claims = report.lost_claims,
+        unrecorded = report.unrecorded,
         "outbox batch"
     );
     for f in &report.failures {
+        if !f.recorded {
+            tracing::warn!(
+                event_id = %f.event_id,
+                order_id = f.order_id,
+                attempt = f.attempt,
+                error = %f.error,
+                "data platform delivery failed; not recorded (claim lost or database error), due again after the lease"
+            );
+            continue;
+        }
         match f.next {
             AfterFailure::RetryAt(at) => tracing::warn!(
                 event_id = %f.event_id,

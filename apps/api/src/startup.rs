@@ -225,6 +225,12 @@ fn start_jobs(
     shutdown: Shutdown,
 ) -> Vec<JoinHandle<()>> {
     let mut handles = Vec::new();
+    handles.extend(crate::relay::start(
+        settings,
+        state.pool.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    ));
     let orders = state.orders.clone();
     handles.push(jobs::every(
         "order-expiry",
@@ -246,11 +252,6 @@ fn start_jobs(
                 }
             }
         },
-    ));
-    handles.extend(crate::relay::start(
-        settings,
-        state.pool.clone(),
-        shutdown.clone(),
     ));
     let charges = state.charges.clone();
     let grace = Duration::from_secs(settings.jobs.charge_recovery_grace_seconds);

@@ -120,10 +120,12 @@ impl RelaySettings {
     }
 }
 
-/// What one batch did.
+/// What one batch did. Every claimed event is counted exactly once among `delivered`,
+/// `retrying`, `dead`, `lost_claims` and `unrecorded`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
     pub claimed: usize,
+    /// Acknowledged by the platform and recorded as DELIVERED.
     pub delivered: usize,
     /// Failed attempts that will be retried.
     pub retrying: usize,
@@ -131,8 +133,13 @@ pub struct BatchReport {
     pub dead: usize,
     /// Outcomes not recorded because the claim had been lost to another relay.
     pub lost_claims: usize,
-    /// Every failed attempt, for the caller to log.
+    /// Outcomes not recorded because the database failed; those events are due again
+    /// once their lease ends.
+    pub unrecorded: usize,
+    /// Every failed attempt, recorded or not, for the caller to log and count.
     pub failures: Vec<FailedAttempt>,
+    /// The first database error met while recording outcomes, if any.
+    pub record_error: Option<String>,
 }
 
 /// One failed delivery attempt.
@@ -143,7 +150,11 @@ pub struct FailedAttempt {
     /// Which attempt failed (1 for the first).
     pub attempt: u32,
     pub error: String,
+    /// What was to be recorded; it holds only when `recorded`.
     pub next: AfterFailure,
+    /// Whether the outcome was recorded (false: the claim was lost, or the database
+    /// failed, and the event is due again after its lease).
+    pub recorded: bool,
 }
 
 /// The relay use case. Each call of [`OutboxRelay::relay_batch`] is one unit of work:
@@ -157,13 +168,17 @@ pub struct OutboxRelay {
     settings: RelaySettings,
 }
 
-enum Outcome {
-    Delivered,
-    Failed {
-        recorded: bool,
-        failure: FailedAttempt,
-    },
+/// What happened to one claimed event: the platform's answer (`failure` is `None` when
+/// it acknowledged) and whether that was recorded.
+struct Outcome {
+    failure: Option<FailedAttempt>,
+    record: Record,
+}
+
+enum Record {
+    Recorded,
     LostClaim,
+    Failed(anyhow::Error),
 }
 
 impl OutboxRelay {
@@ -188,9 +203,10 @@ impl OutboxRelay {
     }
 
     /// Claims a batch of due events, delivers them concurrently (at most one per order,
-    /// no transaction open), and records each outcome. Every claimed event has its
-    /// outcome recorded before this returns, unless the database fails, in which case
-    /// the claim's lease makes the event due again later.
+    /// no transaction open), and records each outcome. Fails only when claiming fails
+    /// (then nothing was sent). When recording an outcome fails, the claim's lease makes
+    /// the event due again later; the report counts it as `unrecorded` and keeps the
+    /// error in `record_error`, next to the outcomes that were recorded.
     pub async fn relay_batch(&self) -> anyhow::Result<BatchReport> {
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.settings.lease)
@@ -205,41 +221,36 @@ impl OutboxRelay {
         };
         let outcomes =
             futures::future::join_all(claims.iter().map(|claim| self.deliver_one(claim))).await;
-        let mut first_error = None;
-        for outcome in outcomes {
-            match outcome {
-                Ok(Outcome::Delivered) => report.delivered += 1,
-                Ok(Outcome::LostClaim) => report.lost_claims += 1,
-                Ok(Outcome::Failed { recorded, failure }) => {
-                    match (recorded, failure.next) {
-                        (false, _) => report.lost_claims += 1,
-                        (true, AfterFailure::Dead) => report.dead += 1,
-                        (true, AfterFailure::RetryAt(_)) => report.retrying += 1,
-                    }
-                    report.failures.push(failure);
-                }
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
+        for Outcome { failure, record } in outcomes {
+            match (&record, failure.as_ref().map(|f| f.next)) {
+                (Record::Recorded, None) => report.delivered += 1,
+                (Record::Recorded, Some(AfterFailure::Dead)) => report.dead += 1,
+                (Record::Recorded, Some(AfterFailure::RetryAt(_))) => report.retrying += 1,
+                (Record::LostClaim, _) => report.lost_claims += 1,
+                (Record::Failed(_), _) => report.unrecorded += 1,
             }
+            if let Record::Failed(e) = record {
+                report.record_error.get_or_insert_with(|| {
+                    format!("{:#}", e.context("recording a delivery outcome"))
+                });
+            }
+            report.failures.extend(failure);
         }
-        match first_error {
-            Some(e) => Err(e.context("recording delivery outcomes")),
-            None => Ok(report),
-        }
+        Ok(report)
     }
 
-    async fn deliver_one(&self, claim: &ClaimedEvent) -> anyhow::Result<Outcome> {
+    async fn deliver_one(&self, claim: &ClaimedEvent) -> Outcome {
         let event = &claim.event;
+        let recorded = |r: anyhow::Result<bool>| match r {
+            Ok(true) => Record::Recorded,
+            Ok(false) => Record::LostClaim,
+            Err(e) => Record::Failed(e),
+        };
         match self.platform.deliver(event).await {
-            Ok(()) => {
-                let recorded = self.store.mark_delivered(claim, self.clock.now()).await?;
-                Ok(if recorded {
-                    Outcome::Delivered
-                } else {
-                    Outcome::LostClaim
-                })
-            }
+            Ok(()) => Outcome {
+                failure: None,
+                record: recorded(self.store.mark_delivered(claim, self.clock.now()).await),
+            },
             Err(error) => {
                 let now = self.clock.now();
                 let next =
@@ -247,17 +258,18 @@ impl OutboxRelay {
                         .policy
                         .after_failure(claim.attempts, now, self.random.next_u64());
                 let error = error.to_string();
-                let recorded = self.store.mark_failed(claim, &error, next, now).await?;
-                Ok(Outcome::Failed {
-                    recorded,
-                    failure: FailedAttempt {
+                let record = recorded(self.store.mark_failed(claim, &error, next, now).await);
+                Outcome {
+                    failure: Some(FailedAttempt {
                         event_id: event.event_id,
                         order_id: event.order_id,
                         attempt: claim.attempts.saturating_add(1),
                         error,
                         next,
-                    },
-                })
+                        recorded: matches!(record, Record::Recorded),
+                    }),
+                    record,
+                }
             }
         }
     }
@@ -555,10 +567,11 @@ mod tests {
         assert_eq!(report, BatchReport::default());
     }
 
-    // Invariant: a database failure while recording surfaces as an error (the lease will
-    // make the event due again), and the other outcomes of the batch are still recorded.
+    // Invariant: a database failure while recording loses neither the error nor the
+    // other outcomes of the batch: they are recorded and counted, and the unrecorded one
+    // is reported (its lease will make the event due again).
     #[tokio::test]
-    async fn a_recording_failure_is_an_error_after_the_batch_is_recorded() {
+    async fn a_recording_failure_is_reported_next_to_the_recorded_outcomes() {
         let mut store = MockOutboxStore::new();
         store
             .expect_claim_due()
@@ -572,8 +585,82 @@ mod tests {
         });
         let mut platform = MockDataPlatform::new();
         platform.expect_deliver().times(2).returning(|_| Ok(()));
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!(
+            (report.claimed, report.delivered, report.unrecorded),
+            (2, 1, 1)
+        );
+        assert!(report.failures.is_empty());
+        let error = report.record_error.expect("the recording error");
+        assert!(error.contains("connection lost"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_failing_claim_is_an_error() {
+        let mut store = MockOutboxStore::new();
+        store
+            .expect_claim_due()
+            .returning(|_, _, _| Err(anyhow::anyhow!("database down")));
+        let mut platform = MockDataPlatform::new();
+        platform.expect_deliver().never();
         let err = relay(store, platform, 5).relay_batch().await.unwrap_err();
-        assert!(format!("{err:#}").contains("connection lost"));
+        assert!(format!("{err:#}").contains("database down"));
+    }
+
+    // Invariant: every claimed event is counted exactly once, by what happened to it, and
+    // every failed attempt is reported (recorded or not): the counts metrics are made of.
+    #[tokio::test]
+    async fn a_mixed_batch_counts_each_outcome_once() {
+        // ids: 1 acknowledged, 2 refused (retry), 3 refused for the last time (dead),
+        // 4 acknowledged but the claim was lost, 5 refused and the database failed
+        let mut store = MockOutboxStore::new();
+        store.expect_claim_due().returning(|_, _, _| {
+            Ok(vec![
+                claim(1, 0),
+                claim(2, 0),
+                claim(3, 4),
+                claim(4, 0),
+                claim(5, 0),
+            ])
+        });
+        store
+            .expect_mark_delivered()
+            .times(2)
+            .returning(|c, _| Ok(c.id == 1));
+        store
+            .expect_mark_failed()
+            .times(3)
+            .returning(|c, _, _, _| match c.id {
+                5 => Err(anyhow::anyhow!("connection lost")),
+                _ => Ok(true),
+            });
+        let mut platform = MockDataPlatform::new();
+        platform
+            .expect_deliver()
+            .times(5)
+            .returning(|e| match e.order_id {
+                10 | 40 => Ok(()),
+                _ => Err(DeliveryError::Rejected { status: 503 }),
+            });
+        let report = relay(store, platform, 5).relay_batch().await.unwrap();
+        assert_eq!(
+            (
+                report.claimed,
+                report.delivered,
+                report.retrying,
+                report.dead,
+                report.lost_claims,
+                report.unrecorded
+            ),
+            (5, 1, 1, 1, 1, 1)
+        );
+        let failed: Vec<(i64, bool)> = report
+            .failures
+            .iter()
+            .map(|f| (f.order_id, f.recorded))
+            .collect();
+        assert_eq!(failed, vec![(20, true), (30, true), (50, false)]);
+        assert!(report.record_error.unwrap().contains("connection lost"));
     }
 
     #[tokio::test]

@@ -374,6 +374,11 @@ impl FakePlatform {
         self.state.lock().unwrap().overlaps
     }
 
+    /// Requests being answered right now (received, not yet answered).
+    pub fn in_flight(&self) -> usize {
+        self.state.lock().unwrap().in_flight.values().sum()
+    }
+
     /// Polls until `done` holds for the acknowledged bodies, or panics after `within`.
     pub async fn wait_for(
         &self,
