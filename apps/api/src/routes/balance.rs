@@ -3,8 +3,9 @@
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{ListQuery, ListResponse};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpResponse};
 use balance::{ChargeAmount, ChargeError, HistoryEntry, HistoryKind, PaymentMethod};
 use serde::{Deserialize, Serialize};
@@ -17,10 +18,12 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/users/{user_id}/balance").route(web::get().to(get_balance)))
-        .service(web::resource("/users/{user_id}/balance/charges").route(web::post().to(charge)))
-        .service(web::resource("/users/{user_id}/balance/history").route(web::get().to(history)));
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/users/{user_id}/balance", get_balance),
+        route(Method::POST, "/users/{user_id}/balance/charges", charge),
+        route(Method::GET, "/users/{user_id}/balance/history", history),
+    ]
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

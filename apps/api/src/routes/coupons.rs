@@ -4,8 +4,9 @@
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use coupon::{
@@ -33,14 +34,14 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/coupons").route(web::post().to(create_coupon)))
-        .service(web::resource("/coupons/{coupon_id}").route(web::get().to(get_coupon)))
-        .service(web::resource("/coupons/{coupon_id}/issues").route(web::post().to(issue_coupon)))
-        .service(web::resource("/users/{user_id}/coupons").route(web::get().to(user_coupons)))
-        .service(
-            web::resource("/users/{user_id}/notifications").route(web::get().to(notifications)),
-        );
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::POST, "/admin/coupons", create_coupon),
+        route(Method::GET, "/coupons/{coupon_id}", get_coupon),
+        route(Method::POST, "/coupons/{coupon_id}/issues", issue_coupon),
+        route(Method::GET, "/users/{user_id}/coupons", user_coupons),
+        route(Method::GET, "/users/{user_id}/notifications", notifications),
+    ]
 }
 
 /// How a coupon discounts.

@@ -1,5 +1,7 @@
 use crate::error::ApiError;
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use diesel_async::RunQueryDsl;
 use std::time::Duration;
@@ -8,9 +10,12 @@ use std::time::Duration;
 #[openapi(paths(live, ready))]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health/live").route(web::get().to(live)))
-        .service(web::resource("/health/ready").route(web::get().to(ready)));
+/// Health routes; full paths (they live outside `/api/v1`).
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/health/live", live),
+        route(Method::GET, "/health/ready", ready),
+    ]
 }
 
 /// 200 while the process runs.

@@ -4,8 +4,9 @@
 use crate::auth::{Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use kernel::{CouponId, OrderId, ProductId, Quantity, UserId};
 use order::{CancelOrderError, LineRequest, Order, PlaceOrder, PlaceOrderError};
@@ -35,12 +36,16 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/orders").route(web::post().to(place_order)))
-        .service(web::resource("/orders/{order_id}").route(web::get().to(get_order)))
-        .service(web::resource("/orders/{order_id}/payment").route(web::post().to(pay_order)))
-        .service(web::resource("/orders/{order_id}/cancel").route(web::post().to(cancel_order)))
-        .service(web::resource("/users/{user_id}/orders").route(web::get().to(list_user_orders)));
+/// `GET /products/popular` ([`popular_products`]) is in [`super::products::routes`],
+/// which must register it before `/products/{id}`.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::POST, "/orders", place_order),
+        route(Method::GET, "/orders/{order_id}", get_order),
+        route(Method::POST, "/orders/{order_id}/payment", pay_order),
+        route(Method::POST, "/orders/{order_id}/cancel", cancel_order),
+        route(Method::GET, "/users/{user_id}/orders", list_user_orders),
+    ]
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -4,7 +4,9 @@
 use crate::auth::Admin;
 use crate::error::{ApiError, Problem};
 use crate::extract::{ListQuery, ListResponse};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::web;
 use order::events::{EventType, OutboxEntry, OutboxStatus, RetryEventError};
 use serde::{Deserialize, Serialize};
@@ -18,9 +20,11 @@ use uuid::Uuid;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/outbox").route(web::get().to(list)))
-        .service(web::resource("/admin/outbox/{event_id}/retry").route(web::post().to(retry)));
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/admin/outbox", list),
+        route(Method::POST, "/admin/outbox/{event_id}/retry", retry),
+    ]
 }
 
 /// One event of the outbox.

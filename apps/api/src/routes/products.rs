@@ -4,9 +4,10 @@
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use kernel::ProductId;
 use serde::{Deserialize, Serialize};
@@ -24,16 +25,19 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/products").route(web::get().to(list_products)))
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/products", list_products),
         // before `/products/{id}`, which would take "popular" for an id
-        .service(
-            web::resource("/products/popular")
-                .route(web::get().to(super::orders::popular_products)),
-        )
-        .service(web::resource("/products/{id}").route(web::get().to(get_product)))
-        .service(web::resource("/admin/products").route(web::post().to(create_product)))
-        .service(web::resource("/admin/products/{id}/stock").route(web::post().to(adjust_stock)));
+        route(
+            Method::GET,
+            "/products/popular",
+            super::orders::popular_products,
+        ),
+        route(Method::GET, "/products/{id}", get_product),
+        route(Method::POST, "/admin/products", create_product),
+        route(Method::POST, "/admin/products/{id}/stock", adjust_stock),
+    ]
 }
 
 /// `Product`: `stock` is the number available to order now.
