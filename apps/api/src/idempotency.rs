@@ -4,7 +4,7 @@
 //! while the first still runs gets 409 REQUEST_IN_PROGRESS. Stored in PostgreSQL.
 
 use crate::auth::JwtKeys;
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemCode};
 use actix_web::body::{self, BoxBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -70,11 +70,11 @@ pub async fn idempotency(
         Ok(BeginOutcome::Replay(stored)) => return Ok(req.into_response(replay(stored))),
         Ok(BeginOutcome::Mismatch) => Some(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "IDEMPOTENCY_KEY_REUSED",
+            ProblemCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request",
         )),
         Ok(BeginOutcome::InProgress) => Some(ApiError::conflict(
-            "REQUEST_IN_PROGRESS",
+            ProblemCode::RequestInProgress,
             "a request with this Idempotency-Key is still being processed",
         )),
         Err(e) => Some(ApiError::from(e)),
@@ -157,7 +157,7 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                ProblemCode::PayloadTooLarge,
                 "the request body is larger than 64 KiB",
             ));
         }

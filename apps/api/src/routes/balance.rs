@@ -1,7 +1,7 @@
 //! Balance (points): read, charge through the payment gateway, history.
 
 use crate::auth::UserScope;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -102,16 +102,16 @@ impl From<ChargeError> for ApiError {
         match e {
             ChargeError::BalanceLimitExceeded => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "BALANCE_LIMIT_EXCEEDED",
+                ProblemCode::BalanceLimitExceeded,
                 "the balance would pass 1,000,000,000 won",
             ),
             ChargeError::PaymentDeclined { reason } => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
-                "PAYMENT_DECLINED",
+                ProblemCode::PaymentDeclined,
                 format!("the payment gateway declined: {reason}"),
             ),
             ChargeError::GatewayUnavailable(cause) => ApiError::unavailable(
-                "PAYMENT_GATEWAY_UNAVAILABLE",
+                ProblemCode::PaymentGatewayUnavailable,
                 "the payment gateway did not answer; the charge will be settled when it does",
                 cause.into(),
             ),

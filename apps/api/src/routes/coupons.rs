@@ -2,7 +2,7 @@
 //! a user's coupons, and the user's notification inbox.
 
 use crate::auth::{Admin, Caller, UserScope};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -219,15 +219,15 @@ impl From<IssueCouponError> for ApiError {
         match e {
             IssueCouponError::NotFound => coupon_not_found(),
             IssueCouponError::AlreadyIssued => ApiError::conflict(
-                "COUPON_ALREADY_ISSUED",
+                ProblemCode::CouponAlreadyIssued,
                 "this user already owns this coupon",
             ),
             IssueCouponError::SoldOut => ApiError::conflict(
-                "COUPON_SOLD_OUT",
+                ProblemCode::CouponSoldOut,
                 "every unit of this coupon has been issued",
             ),
             IssueCouponError::NotActive => ApiError::conflict(
-                "COUPON_NOT_ACTIVE",
+                ProblemCode::CouponNotActive,
                 "the coupon is outside its validity window",
             ),
             IssueCouponError::Unexpected(e) => ApiError::from(e),
@@ -245,7 +245,7 @@ impl From<GetCouponError> for ApiError {
 }
 
 fn coupon_not_found() -> ApiError {
-    ApiError::not_found("COUPON_NOT_FOUND", "no such coupon")
+    ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon")
 }
 
 impl CreateCouponRequest {

@@ -1,4 +1,4 @@
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemCode};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::Method;
@@ -40,12 +40,12 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "up"})))
         }
         Ok(Err(e)) => Err(ApiError::unavailable(
-            "NOT_READY",
+            ProblemCode::NotReady,
             "the database does not answer",
             e,
         )),
         Err(_) => Err(ApiError::unavailable(
-            "NOT_READY",
+            ProblemCode::NotReady,
             "the database does not answer",
             anyhow::anyhow!("readiness check timed out"),
         )),

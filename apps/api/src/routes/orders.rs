@@ -2,7 +2,7 @@
 //! the best sellers of the catalogue.
 
 use crate::auth::{Caller, UserScope};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -176,7 +176,7 @@ fn ids(ids: &[ProductId]) -> Vec<i64> {
 
 fn insufficient(balance: kernel::Money, required: kernel::Money) -> ApiError {
     ApiError::conflict(
-        "INSUFFICIENT_BALANCE",
+        ProblemCode::InsufficientBalance,
         format!(
             "the balance ({} won) does not cover the total ({} won)",
             balance.won(),
@@ -191,16 +191,16 @@ impl From<PlaceOrderError> for ApiError {
     fn from(e: PlaceOrderError) -> Self {
         match e {
             PlaceOrderError::ProductNotFound { product_ids } => {
-                ApiError::not_found("PRODUCT_NOT_FOUND", format!("no such products: {:?}", ids(&product_ids)))
+                ApiError::not_found(ProblemCode::ProductNotFound, format!("no such products: {:?}", ids(&product_ids)))
                     .with("product_ids", ids(&product_ids))
             }
             PlaceOrderError::OutOfStock { product_ids } => {
-                ApiError::conflict("OUT_OF_STOCK", format!("not enough stock for products {:?}", ids(&product_ids)))
+                ApiError::conflict(ProblemCode::OutOfStock, format!("not enough stock for products {:?}", ids(&product_ids)))
                     .with("product_ids", ids(&product_ids))
             }
-            PlaceOrderError::CouponNotFound => ApiError::not_found("COUPON_NOT_FOUND", "no such coupon"),
+            PlaceOrderError::CouponNotFound => ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon"),
             PlaceOrderError::CouponNotUsable => ApiError::conflict(
-                "COUPON_NOT_USABLE",
+                ProblemCode::CouponNotUsable,
                 "the coupon is not yours, already used, outside its validity window, or the subtotal is below its minimum",
             ),
             PlaceOrderError::InsufficientBalance { balance, required } => insufficient(balance, required),
@@ -212,14 +212,17 @@ impl From<PlaceOrderError> for ApiError {
 impl From<PayOrderError> for ApiError {
     fn from(e: PayOrderError) -> Self {
         match e {
-            PayOrderError::NotFound => ApiError::not_found("ORDER_NOT_FOUND", "no such order"),
+            PayOrderError::NotFound => {
+                ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
+            }
             PayOrderError::InvalidState(s) => ApiError::conflict(
-                "INVALID_ORDER_STATE",
+                ProblemCode::InvalidOrderState,
                 format!("a {} order cannot be paid", s.as_str()),
             ),
-            PayOrderError::Expired => {
-                ApiError::conflict("ORDER_EXPIRED", "the order expired before it was paid")
-            }
+            PayOrderError::Expired => ApiError::conflict(
+                ProblemCode::OrderExpired,
+                "the order expired before it was paid",
+            ),
             PayOrderError::InsufficientBalance { balance, required } => {
                 insufficient(balance, required)
             }
@@ -231,9 +234,11 @@ impl From<PayOrderError> for ApiError {
 impl From<CancelOrderError> for ApiError {
     fn from(e: CancelOrderError) -> Self {
         match e {
-            CancelOrderError::NotFound => ApiError::not_found("ORDER_NOT_FOUND", "no such order"),
+            CancelOrderError::NotFound => {
+                ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
+            }
             CancelOrderError::InvalidState(s) => ApiError::conflict(
-                "INVALID_ORDER_STATE",
+                ProblemCode::InvalidOrderState,
                 format!("a {} order cannot be cancelled", s.as_str()),
             ),
             CancelOrderError::Unexpected(e) => ApiError::from(e),
@@ -252,7 +257,7 @@ async fn owned_order(
         .orders
         .get(id)
         .await?
-        .ok_or_else(|| ApiError::not_found("ORDER_NOT_FOUND", "no such order"))?;
+        .ok_or_else(|| ApiError::not_found(ProblemCode::OrderNotFound, "no such order"))?;
     caller.ensure_may_act_for(order.user_id)?;
     Ok(order)
 }

@@ -2,7 +2,7 @@
 //! event again.
 
 use crate::auth::Admin;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -87,11 +87,12 @@ impl From<OutboxEntry> for OutboxEventView {
 impl From<RetryEventError> for ApiError {
     fn from(e: RetryEventError) -> Self {
         match e {
-            RetryEventError::NotFound(id) => {
-                ApiError::not_found("EVENT_NOT_FOUND", format!("no event {id} in the outbox"))
-            }
+            RetryEventError::NotFound(id) => ApiError::not_found(
+                ProblemCode::EventNotFound,
+                format!("no event {id} in the outbox"),
+            ),
             RetryEventError::NotDead { event_id, status } => ApiError::conflict(
-                "INVALID_EVENT_STATE",
+                ProblemCode::InvalidEventState,
                 format!(
                     "event {event_id} is {}; only a DEAD event can be retried",
                     status.as_str()

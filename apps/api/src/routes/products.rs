@@ -2,7 +2,7 @@
 //! that add products and restock or write off.
 
 use crate::auth::Admin;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -89,7 +89,7 @@ pub struct StockAdjustmentRequest {
 /// 404 PRODUCT_NOT_FOUND naming the products (`product_ids`).
 pub fn product_not_found(ids: &[ProductId]) -> ApiError {
     ApiError::not_found(
-        "PRODUCT_NOT_FOUND",
+        ProblemCode::ProductNotFound,
         format!("no such product: {}", join(ids)),
     )
     .with("product_ids", ids)
@@ -98,7 +98,7 @@ pub fn product_not_found(ids: &[ProductId]) -> ApiError {
 /// 409 OUT_OF_STOCK naming the products (`product_ids`).
 pub fn out_of_stock(ids: &[ProductId]) -> ApiError {
     ApiError::conflict(
-        "OUT_OF_STOCK",
+        ProblemCode::OutOfStock,
         format!("not enough stock of product: {}", join(ids)),
     )
     .with("product_ids", ids)
@@ -126,7 +126,7 @@ fn adjust_error(id: ProductId, e: AdjustStockError) -> ApiError {
         AdjustStockError::NotFound(id) => product_not_found(&[id]),
         AdjustStockError::Refused(AdjustRuleError::BelowZero { stock, delta }) => {
             ApiError::conflict(
-                "OUT_OF_STOCK",
+                ProblemCode::OutOfStock,
                 format!(
                 "writing off {} of the {stock} units of product {id} would leave less than zero",
                 -delta
