@@ -28,7 +28,7 @@ pub async fn live() -> HttpResponse {
 /// 200 when the database answers, 503 otherwise.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "the database answers"),
-              (status = 503, description = "the database does not answer", body = crate::error::Problem)))]
+              (status = 503, description = "NOT_READY: the database does not answer", body = crate::error::Problem)))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let check = async {
         let mut conn = state.pool.get().await?;

@@ -161,7 +161,8 @@ pub async fn list(
               (status = 400, description = "VALIDATION_ERROR (not a UUID)", body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "EVENT_NOT_FOUND", body = Problem),
-              (status = 409, description = "INVALID_EVENT_STATE (the event is not DEAD), REQUEST_IN_PROGRESS", body = Problem)),
+              (status = 409, description = "INVALID_EVENT_STATE (the event is not DEAD), REQUEST_IN_PROGRESS", body = Problem),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
     security(("bearer" = [])))]
 pub async fn retry(
     _admin: Admin,
