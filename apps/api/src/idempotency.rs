@@ -16,6 +16,24 @@ use postgres_adapter::{BeginOutcome, PgIdempotencyStore, StoredResponse};
 use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "Idempotency-Key";
+
+/// The `Idempotency-Key` header as every state-changing POST documents it
+/// (`params(IdempotencyKey)`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKey {
+    /// 1..=255 visible ASCII characters: the same key and body from the same caller
+    /// replays the first response; another body is 422 IDEMPOTENCY_KEY_REUSED
+    #[param(
+        rename = "Idempotency-Key",
+        required = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: String,
+}
 /// Set on a replayed response.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 /// Response headers worth replaying.

@@ -3,6 +3,7 @@
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode};
@@ -32,7 +33,12 @@ pub struct ChargeRequest {
     #[schema(example = 10000, minimum = 1, maximum = 10000000)]
     pub amount: i64,
     /// passed to the payment gateway; the sandbox declines `card_declined`
-    #[schema(example = "card", min_length = 1, max_length = 64)]
+    #[schema(
+        example = "card",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]+$"
+    )]
     pub payment_method: String,
 }
 
@@ -140,7 +146,7 @@ pub async fn get_balance(
 /// Charges the balance through the payment gateway; credited only once approved.
 #[utoipa::path(post, path = "/api/v1/users/{user_id}/balance/charges", tag = "balance",
     params(("user_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+           IdempotencyKey),
     request_body = ChargeRequest,
     responses((status = 201, body = ChargeView),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),

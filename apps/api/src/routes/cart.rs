@@ -84,7 +84,7 @@ impl From<Cart> for CartView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PutCartItemRequest {
     /// 1..=1000; replaces the quantity already in the cart (it is not added to it)
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 

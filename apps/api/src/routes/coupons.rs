@@ -4,6 +4,7 @@
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
@@ -75,30 +76,59 @@ impl From<DiscountType> for DiscountTypeView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCouponRequest {
     /// 1..=200 characters
-    #[schema(example = "Welcome 10%")]
+    #[schema(
+        example = "Welcome 10%",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     pub discount_type: DiscountTypeView,
     /// FIXED: won off, 1..=100,000,000; PERCENT: percent off, 1..=100
-    #[schema(example = 10)]
+    #[schema(example = 10, minimum = 1, maximum = 100000000)]
     pub discount_value: i64,
     /// the subtotal an order needs; >= 0, default 0
-    #[schema(example = 10000)]
+    #[schema(example = 10000, minimum = 0)]
     pub min_order_amount: Option<i64>,
-    /// >= 1; null or absent: unlimited
-    #[schema(example = 100)]
+    /// 1..=4,294,967,295; null or absent: unlimited
+    #[schema(example = 100, minimum = 1, maximum = 4294967295_i64)]
     pub total_quantity: Option<i64>,
     /// the coupon is usable when valid_from <= now < valid_until
+    #[schema(example = "2026-11-01T00:00:00Z")]
     pub valid_from: DateTime<Utc>,
+    /// after valid_from
+    #[schema(example = "2026-12-01T00:00:00Z")]
     pub valid_until: DateTime<Utc>,
     /// users who get the coupon (and a notification) right away; at most 1000 entries,
     /// duplicates count once, and they must fit in total_quantity
+    #[schema(schema_with = issue_to_schema)]
     pub issue_to: Option<Vec<i64>>,
+}
+
+/// `issue_to`: null or up to 1000 positive user ids.
+fn issue_to_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
+    use utoipa::openapi::KnownFormat;
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .max_items(Some(MAX_ISSUE_TO))
+        .description(Some(
+            "users who get the coupon (and a notification) right away; at most 1000 \
+             entries, duplicates count once, and they must fit in total_quantity",
+        ))
+        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IssueRequest {
     /// the caller's own id (admins may name anyone)
-    #[schema(example = 42)]
+    #[schema(example = 42, minimum = 1)]
     pub user_id: i64,
 }
 
@@ -324,7 +354,7 @@ impl CreateCouponRequest {
 /// Creates a coupon; every user of `issue_to` owns it and gets a notification, all in
 /// one transaction.
 #[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "coupons",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    params(IdempotencyKey),
     request_body = CreateCouponRequest,
     responses((status = 201, body = CouponView, headers(("Location" = String, description = "/api/v1/coupons/{id}"))),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -363,7 +393,7 @@ pub async fn get_coupon(
 /// First come, first served: one unit for `user_id` (the caller; admins for anyone).
 #[utoipa::path(post, path = "/api/v1/coupons/{coupon_id}/issues", tag = "coupons",
     params(("coupon_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+           IdempotencyKey),
     request_body = IssueRequest,
     responses((status = 201, body = UserCouponView),
               (status = 400, body = Problem), (status = 401, body = Problem),

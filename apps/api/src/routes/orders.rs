@@ -4,6 +4,7 @@
 use crate::auth::{Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method};
@@ -50,9 +51,12 @@ pub fn routes() -> Vec<RouteSpec> {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceOrderRequest {
+    #[schema(minimum = 1)]
     pub user_id: i64,
     /// 1..=50 lines with distinct products
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItemRequest>,
+    #[schema(minimum = 1)]
     pub coupon_id: Option<i64>,
     /// place and pay in one step; without enough balance nothing is created
     #[serde(default)]
@@ -61,8 +65,10 @@ pub struct PlaceOrderRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OrderItemRequest {
+    #[schema(minimum = 1)]
     pub product_id: i64,
     /// 1..=1000
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -265,9 +271,12 @@ async fn owned_order(
 /// Places an order: reserves stock, uses the coupon, prices it, saves it PENDING (or
 /// PAID with `pay_now`), all or nothing.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    params(IdempotencyKey),
     request_body = PlaceOrderRequest,
-    responses((status = 201, body = OrderDoc, headers(("Location" = String, description = "/api/v1/orders/{id}"))),
+    responses((status = 201, body = OrderDoc, headers(("Location" = String, description = "/api/v1/orders/{id}")),
+               links(("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/id")))),
+                     ("PayOrder" = (operation_id = "pay_order", parameters(("order_id" = "$response.body#/id")))),
+                     ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/id")))))),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "PRODUCT_NOT_FOUND (with product_ids), COUPON_NOT_FOUND", body = Problem),
               (status = 409, description = "OUT_OF_STOCK (with product_ids), COUPON_NOT_USABLE, INSUFFICIENT_BALANCE (pay_now), REQUEST_IN_PROGRESS", body = Problem),
@@ -321,7 +330,7 @@ pub async fn list_user_orders(
 /// Pays a PENDING order from the balance.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/payment", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+           IdempotencyKey),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INSUFFICIENT_BALANCE, INVALID_ORDER_STATE, ORDER_EXPIRED, REQUEST_IN_PROGRESS", body = Problem),
@@ -339,7 +348,7 @@ pub async fn pay_order(
 /// Cancels an order: stock and coupon come back; a paid order is also refunded.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+           IdempotencyKey),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_ORDER_STATE, REQUEST_IN_PROGRESS", body = Problem),

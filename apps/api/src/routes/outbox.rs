@@ -4,6 +4,7 @@
 use crate::auth::Admin;
 use crate::error::{ApiError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::Method;
@@ -30,7 +31,7 @@ pub fn routes() -> Vec<RouteSpec> {
 /// One event of the outbox.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxEventView {
-    #[schema(value_type = String, example = "0b5e3bb1-1f5c-4c8e-9d1e-6f2f2b4f3c11")]
+    #[schema(value_type = String, format = Uuid, example = "0b5e3bb1-1f5c-4c8e-9d1e-6f2f2b4f3c11")]
     pub event_id: Uuid,
     pub event_type: EventTypeView,
     pub order_id: i64,
@@ -108,8 +109,10 @@ impl From<RetryEventError> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// PENDING, DELIVERED or DEAD; all events when absent
+    #[param(value_type = Option<OutboxStatusView>)]
     pub status: Option<String>,
     /// 1..=100, default 20
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page
     pub cursor: Option<String>,
@@ -155,8 +158,8 @@ pub async fn list(
 
 /// Sends a DEAD event again: it is PENDING, due now, with its attempts reset to 0.
 #[utoipa::path(post, path = "/api/v1/admin/outbox/{event_id}/retry", tag = "outbox",
-    params(("event_id" = String, Path, description = "the event's UUID"),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    params(("event_id" = String, Path, format = Uuid, description = "the event's UUID"),
+           IdempotencyKey),
     responses((status = 200, body = OutboxEventView),
               (status = 400, description = "VALIDATION_ERROR (not a UUID)", body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),

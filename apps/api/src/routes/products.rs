@@ -4,6 +4,7 @@
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::dev::Payload;
@@ -67,13 +68,18 @@ impl From<Product> for ProductView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProductRequest {
     /// 1..=200 characters, not blank, no control characters
-    #[schema(example = "Mechanical keyboard")]
+    #[schema(
+        example = "Mechanical keyboard",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub name: String,
     /// won per unit, 1..=100,000,000
-    #[schema(example = 89000)]
+    #[schema(example = 89000, minimum = 1, maximum = 100000000)]
     pub price: i64,
     /// initial stock, 0..=1,000,000,000
-    #[schema(example = 100)]
+    #[schema(example = 100, minimum = 0, maximum = 1000000000)]
     pub stock: i64,
 }
 
@@ -82,7 +88,7 @@ pub struct StockAdjustmentRequest {
     /// positive restocks, negative writes off; non-zero, at most 1,000,000,000 either
     /// way. The stock may not go below 0 (409 OUT_OF_STOCK) nor, restocking, past
     /// 1,000,000,000 (422 VALIDATION_ERROR).
-    #[schema(example = -3)]
+    #[schema(example = -3, minimum = -1000000000, maximum = 1000000000)]
     pub delta: i64,
 }
 
@@ -183,7 +189,7 @@ pub async fn get_product(
 
 /// Adds a product (admin).
 #[utoipa::path(post, path = "/api/v1/admin/products", tag = "products",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    params(IdempotencyKey),
     request_body = CreateProductRequest,
     responses((status = 201, body = ProductView,
                headers(("Location" = String, description = "/api/v1/products/{id}"))),
@@ -223,7 +229,7 @@ pub async fn create_product(
 /// Restocks (positive `delta`) or writes off (negative `delta`) a product (admin).
 #[utoipa::path(post, path = "/api/v1/admin/products/{id}/stock", tag = "products",
     params(("id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+           IdempotencyKey),
     request_body = StockAdjustmentRequest,
     responses((status = 200, body = ProductView),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),

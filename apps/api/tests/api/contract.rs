@@ -372,12 +372,22 @@ fn every_problem_response_names_its_codes() {
 }
 
 #[test]
-fn every_post_documents_the_idempotency_codes() {
+fn every_post_documents_the_idempotency_key_and_its_codes() {
     let doc = document();
     for ((method, path), responses) in problem_responses(&doc) {
         if method != "POST" {
             continue;
         }
+        let parameters = doc["paths"][&path]["post"]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            parameters
+                .iter()
+                .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+            "POST {path}: the Idempotency-Key header"
+        );
         let named = |code: &str, status: &str| {
             responses
                 .iter()
@@ -487,4 +497,120 @@ async fn every_contract_route_is_served_and_other_methods_are_405() {
     let r = app.get("/api/v1/products/popular", None).await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body["items"].is_array());
+}
+
+/// A property of a documented request schema.
+fn property<'a>(doc: &'a Value, schema: &str, field: &str) -> &'a Value {
+    let p = &doc["components"]["schemas"][schema]["properties"][field];
+    assert!(p.is_object(), "{schema}.{field} is not documented");
+    p
+}
+
+/// The documented `minimum`/`maximum` of `schema.field` are exactly what `accepts`
+/// (the domain's own validation) lets through: the bound in, one past it out.
+#[track_caller]
+fn assert_range(doc: &Value, schema: &str, field: &str, accepts: impl Fn(i64) -> bool) {
+    let p = property(doc, schema, field);
+    let min = p["minimum"].as_i64();
+    let max = p["maximum"].as_i64();
+    assert!(min.is_some(), "{schema}.{field} documents no minimum: {p}");
+    if let Some(min) = min {
+        assert!(
+            accepts(min),
+            "{schema}.{field}: {min} is documented but refused"
+        );
+        assert!(
+            !accepts(min - 1),
+            "{schema}.{field}: {} is accepted",
+            min - 1
+        );
+    }
+    if let Some(max) = max {
+        assert!(
+            accepts(max),
+            "{schema}.{field}: {max} is documented but refused"
+        );
+        assert!(
+            !accepts(max + 1),
+            "{schema}.{field}: {} is accepted",
+            max + 1
+        );
+    } else {
+        assert!(accepts(i64::MAX), "{schema}.{field}: no maximum documented");
+    }
+}
+
+#[track_caller]
+fn assert_length(doc: &Value, schema: &str, field: &str, accepts: impl Fn(String) -> bool) {
+    let p = property(doc, schema, field);
+    let min = p["minLength"].as_u64().expect("minLength") as usize;
+    let max = p["maxLength"].as_u64().expect("maxLength") as usize;
+    assert!(accepts("x".repeat(min.max(1))));
+    assert!(
+        min == 0 || !accepts("x".repeat(min - 1)),
+        "{schema}.{field}"
+    );
+    assert!(
+        accepts("x".repeat(max)),
+        "{schema}.{field}: {max} characters refused"
+    );
+    assert!(
+        !accepts("x".repeat(max + 1)),
+        "{schema}.{field}: {max}+1 accepted"
+    );
+}
+
+#[test]
+fn documented_request_bounds_are_the_domain_rules() {
+    let doc = document();
+    let d = &doc;
+    assert_range(d, "ChargeRequest", "amount", |v| {
+        balance::ChargeAmount::try_from(v).is_ok()
+    });
+    assert_length(d, "ChargeRequest", "payment_method", |s| {
+        balance::PaymentMethod::try_from(s).is_ok()
+    });
+    assert_range(d, "CreateProductRequest", "price", |v| {
+        stock::Price::try_from(v).is_ok()
+    });
+    assert_range(d, "CreateProductRequest", "stock", |v| {
+        stock::StockLevel::try_from(v).is_ok()
+    });
+    assert_length(d, "CreateProductRequest", "name", |s| {
+        stock::ProductName::try_from(s).is_ok()
+    });
+    // non-zero is said in words; the ends are the schema's
+    assert_range(d, "StockAdjustmentRequest", "delta", |v| {
+        v == 0 || stock::StockDelta::try_from(v).is_ok()
+    });
+    assert_range(d, "PutCartItemRequest", "quantity", |v| {
+        order::cart::CartQuantity::try_from(v).is_ok()
+    });
+    assert_range(d, "OrderItemRequest", "quantity", |v| {
+        kernel::Quantity::try_from(v).is_ok_and(|q| q.get() <= order::MAX_LINE_QUANTITY)
+    });
+    let positive_id = |v: i64| kernel::UserId::try_from(v).is_ok();
+    assert_range(d, "OrderItemRequest", "product_id", positive_id);
+    assert_range(d, "PlaceOrderRequest", "user_id", positive_id);
+    assert_range(d, "PlaceOrderRequest", "coupon_id", positive_id);
+    assert_range(d, "IssueRequest", "user_id", positive_id);
+    let items = property(d, "PlaceOrderRequest", "items");
+    assert_eq!(items["minItems"], 1);
+    assert_eq!(items["maxItems"], order::MAX_LINES);
+    // FIXED bounds; PERCENT's 1..=100 is said in the description
+    assert_range(d, "CreateCouponRequest", "discount_value", |v| {
+        coupon::Discount::new(coupon::DiscountType::Fixed, v).is_ok()
+    });
+    assert_range(d, "CreateCouponRequest", "min_order_amount", |v| {
+        kernel::Money::try_from(v).is_ok()
+    });
+    assert_range(d, "CreateCouponRequest", "total_quantity", |v| {
+        kernel::Quantity::try_from(v).is_ok()
+    });
+    assert_length(d, "CreateCouponRequest", "name", |s| {
+        coupon::CouponName::try_from(s).is_ok()
+    });
+    let issue_to = property(d, "CreateCouponRequest", "issue_to");
+    assert_eq!(issue_to["maxItems"], coupon::MAX_ISSUE_TO);
+    assert_eq!(issue_to["items"]["minimum"], 1);
 }
