@@ -32,6 +32,8 @@ for _ in $(seq 1 100); do
 done
 admin=$($bin token --admin)
 echo "== schemathesis against $base/api-docs/openapi.json"
+# fresh Idempotency-Keys: see the hooks file
+export SCHEMATHESIS_HOOKS=scripts/fuzz_hooks.py
 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
   --header "Authorization: Bearer $admin" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \
