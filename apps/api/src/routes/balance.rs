@@ -4,6 +4,7 @@ use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
 use crate::idempotency::IdempotencyKey;
+use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode};
@@ -160,6 +161,7 @@ pub async fn charge(
     scope: UserScope,
     body: web::Json<ChargeRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
@@ -173,6 +175,7 @@ pub async fn charge(
         return Err(ApiError::validation(errors));
     };
     let receipt = state.charges.charge(scope.user, amount, method).await?;
+    metrics.count(Event::ChargeApproved);
     Ok(HttpResponse::Created().json(ChargeView {
         charge_id: receipt.charge_id.get(),
         user_id: receipt.user_id.get(),

@@ -5,6 +5,7 @@ use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
 use crate::idempotency::IdempotencyKey;
+use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
@@ -366,9 +367,14 @@ pub async fn create_coupon(
     _admin: Admin,
     body: web::Json<CreateCouponRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().try_into_domain()?;
     let coupon = state.coupons.create(new).await?;
+    // every `issue_to` user now owns it
+    if coupon.issued_quantity > 0 {
+        metrics.count_n(Event::CouponIssued, coupon.issued_quantity);
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/coupons/{}", coupon.id)))
         .json(CouponView::from(coupon)))
@@ -408,6 +414,7 @@ pub async fn issue_coupon(
     req: HttpRequest,
     body: web::Json<IssueRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
     let user = UserId::try_from(body.user_id).map_err(|_| {
@@ -418,6 +425,7 @@ pub async fn issue_coupon(
     })?;
     caller.ensure_may_act_for(user)?;
     let issued = state.coupons.issue(coupon, user).await?;
+    metrics.count(Event::CouponIssued);
     Ok(HttpResponse::build(StatusCode::CREATED).json(UserCouponView::from(issued)))
 }
 

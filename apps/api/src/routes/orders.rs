@@ -5,12 +5,13 @@ use crate::auth::{Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
 use crate::idempotency::IdempotencyKey;
+use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use kernel::{CouponId, OrderId, ProductId, Quantity, UserId};
-use order::{CancelOrderError, LineRequest, Order, PlaceOrder, PlaceOrderError};
+use order::{CancelOrderError, LineRequest, Order, OrderStatus, PlaceOrder, PlaceOrderError};
 use payment::PayOrderError;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -287,10 +288,15 @@ pub async fn place_order(
     caller: Caller,
     body: web::Json<PlaceOrderRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let command = body.into_inner().into_command()?;
     caller.ensure_may_act_for(command.user_id())?;
     let order = state.orders.place(command).await?;
+    metrics.count(Event::OrderPlaced);
+    if order.status == OrderStatus::Paid {
+        metrics.count(Event::OrderPaid);
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))
         .json(order))
@@ -340,9 +346,12 @@ pub async fn pay_order(
     caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let order = owned_order(&state, caller, &req).await?;
-    Ok(HttpResponse::Ok().json(state.payments.pay(order.id).await?))
+    let paid = state.payments.pay(order.id).await?;
+    metrics.count(Event::OrderPaid);
+    Ok(HttpResponse::Ok().json(paid))
 }
 
 /// Cancels an order: stock and coupon come back; a paid order is also refunded.
@@ -358,9 +367,12 @@ pub async fn cancel_order(
     caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let order = owned_order(&state, caller, &req).await?;
-    Ok(HttpResponse::Ok().json(state.orders.cancel(order.id).await?))
+    let cancelled = state.orders.cancel(order.id).await?;
+    metrics.count(Event::OrderCancelled);
+    Ok(HttpResponse::Ok().json(cancelled))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
