@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # make fuzz: contract fuzzing of the running server with schemathesis, against the
 # server's own OpenAPI document: no 5xx, no response that breaks its documented schema.
-# Uses a fresh database (commerce_fuzz) and a private port.
+# Uses a fresh database (commerce_fuzz, or $FUZZ_DB) and a private port ($FUZZ_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .data
 server=$(scripts/db.sh)
-db=commerce_fuzz
+db=${FUZZ_DB:-commerce_fuzz}
 psql "$server" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
 app_url=$(scripts/ensure-db.sh "$server" "$db")
 export COMMERCE__DATABASE__URL="$app_url"
@@ -32,6 +32,8 @@ for _ in $(seq 1 100); do
 done
 admin=$($bin token --admin)
 echo "== schemathesis against $base/api-docs/openapi.json"
+# fresh Idempotency-Keys: see the hooks file
+export SCHEMATHESIS_HOOKS=scripts/fuzz_hooks.py
 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
   --header "Authorization: Bearer $admin" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \

@@ -39,25 +39,154 @@ pub struct Problem {
     pub title: String,
     pub status: u16,
     pub detail: String,
-    /// Stable machine-readable code, e.g. `OUT_OF_STOCK`.
-    #[schema(example = "OUT_OF_STOCK")]
-    pub code: String,
+    pub code: ProblemCode,
     /// Field errors (VALIDATION_ERROR only).
     #[schema(nullable = false)]
     pub errors: Option<Vec<FieldError>>,
 }
 
+/// Declares [`ProblemCode`]: each variant, its wire form and (doc comment) what it
+/// means. The enum, [`ProblemCode::ALL`], the wire forms and the documented schema all
+/// come from this one list, so a code the server can emit is a documented code.
+macro_rules! problem_codes {
+    ($($(#[doc = $doc:literal])+ $variant:ident = $code:literal,)+) => {
+        /// The stable machine-readable `code` of a problem+json body: every code the
+        /// server can answer with. [`ApiError`] takes one, so an undocumented code
+        /// cannot be emitted.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum ProblemCode {
+            $($(#[doc = $doc])+ $variant,)+
+        }
+
+        impl ProblemCode {
+            /// Every code, in declaration order.
+            pub const ALL: &'static [ProblemCode] = &[$(ProblemCode::$variant,)+];
+
+            /// The wire form, e.g. `OUT_OF_STOCK`.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => $code,)+
+                }
+            }
+
+            /// What the code means and the status it comes with.
+            pub fn meaning(self) -> &'static str {
+                match self {
+                    $(ProblemCode::$variant => concat!($($doc),+).trim(),)+
+                }
+            }
+        }
+    };
+}
+
+problem_codes! {
+    /// 400 (malformed JSON, path or query) or 422 (a field's value is refused): the
+    /// request is not valid and nothing changed; `errors` names the fields.
+    ValidationError = "VALIDATION_ERROR",
+    /// 413: the request body is over 64 KiB.
+    PayloadTooLarge = "PAYLOAD_TOO_LARGE",
+    /// 415: the request body is not `application/json`.
+    UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE",
+    /// 404: no such path.
+    NotFound = "NOT_FOUND",
+    /// 405: the path does not take this method (`Allow` lists those it takes).
+    MethodNotAllowed = "METHOD_NOT_ALLOWED",
+    /// 4xx: any other request the HTTP layer refuses.
+    BadRequest = "BAD_REQUEST",
+    /// 401: the bearer token is missing or invalid.
+    Unauthorized = "UNAUTHORIZED",
+    /// 403: the token is valid but may not act on this user or resource.
+    Forbidden = "FORBIDDEN",
+    /// 422: this `Idempotency-Key` was used with a different request.
+    IdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED",
+    /// 409: a request with this `Idempotency-Key` is still being processed.
+    RequestInProgress = "REQUEST_IN_PROGRESS",
+    /// 404: no such product (`product_ids` names them).
+    ProductNotFound = "PRODUCT_NOT_FOUND",
+    /// 409: not enough stock (`product_ids` names the products).
+    OutOfStock = "OUT_OF_STOCK",
+    /// 422: the balance would pass 1,000,000,000 won.
+    BalanceLimitExceeded = "BALANCE_LIMIT_EXCEEDED",
+    /// 402: the payment gateway declined the charge; the balance is unchanged.
+    PaymentDeclined = "PAYMENT_DECLINED",
+    /// 503: the payment gateway did not answer; the charge is settled when it does.
+    PaymentGatewayUnavailable = "PAYMENT_GATEWAY_UNAVAILABLE",
+    /// 404: no such coupon.
+    CouponNotFound = "COUPON_NOT_FOUND",
+    /// 409: the user already owns this coupon.
+    CouponAlreadyIssued = "COUPON_ALREADY_ISSUED",
+    /// 409: every unit of the coupon has been issued.
+    CouponSoldOut = "COUPON_SOLD_OUT",
+    /// 409: the coupon is outside its validity window.
+    CouponNotActive = "COUPON_NOT_ACTIVE",
+    /// 409: the coupon does not apply to this order (not the user's, not AVAILABLE,
+    /// outside its validity window, or the subtotal is below its minimum).
+    CouponNotUsable = "COUPON_NOT_USABLE",
+    /// 404: no such order.
+    OrderNotFound = "ORDER_NOT_FOUND",
+    /// 409: the balance does not cover the order's total (`balance`, `required`).
+    InsufficientBalance = "INSUFFICIENT_BALANCE",
+    /// 409: the order's status does not allow this.
+    InvalidOrderState = "INVALID_ORDER_STATE",
+    /// 409: the order expired before it was paid.
+    OrderExpired = "ORDER_EXPIRED",
+    /// 404: no such event in the outbox.
+    EventNotFound = "EVENT_NOT_FOUND",
+    /// 409: only a DEAD outbox event can be retried.
+    InvalidEventState = "INVALID_EVENT_STATE",
+    /// 503: the database does not answer (readiness).
+    NotReady = "NOT_READY",
+    /// 503: the database is not available; try again.
+    ServiceUnavailable = "SERVICE_UNAVAILABLE",
+    /// 500: an unexpected error; nothing of it is shown.
+    InternalError = "INTERNAL_ERROR",
+}
+
+impl fmt::Display for ProblemCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ProblemCode {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// A string enum of every code, each explained in the description.
+impl utoipa::PartialSchema for ProblemCode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let mut description = String::from(
+            "Stable machine-readable code of a problem (the status it comes with, and \
+             when):\n",
+        );
+        for code in ProblemCode::ALL {
+            description.push_str(&format!("\n- `{}`: {}", code.as_str(), code.meaning()));
+        }
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(ProblemCode::ALL.iter().map(|c| c.as_str())))
+            .description(Some(description))
+            .examples([ProblemCode::OutOfStock.as_str()])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for ProblemCode {}
+
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ProblemCode,
     detail: String,
     extra: Map<String, Value>,
     cause: Option<anyhow::Error>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ProblemCode, detail: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -76,7 +205,12 @@ impl ApiError {
         self
     }
 
+    /// The wire form of the code, e.g. `OUT_OF_STOCK`.
     pub fn code(&self) -> &'static str {
+        self.code.as_str()
+    }
+
+    pub fn problem_code(&self) -> ProblemCode {
         self.code
     }
 
@@ -87,8 +221,12 @@ impl ApiError {
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "VALIDATION_ERROR", detail)
-            .with("errors", errors)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ProblemCode::ValidationError,
+            detail,
+        )
+        .with("errors", errors)
     }
 
     /// 400 VALIDATION_ERROR for a malformed path, query or body.
@@ -96,33 +234,33 @@ impl ApiError {
         let message = message.into();
         Self::new(
             StatusCode::BAD_REQUEST,
-            "VALIDATION_ERROR",
+            ProblemCode::ValidationError,
             format!("{field}: {message}"),
         )
         .with("errors", vec![FieldError::new(field, message)])
     }
 
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn not_found(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, code, detail)
     }
 
-    pub fn conflict(code: &'static str, detail: impl Into<String>) -> Self {
+    pub fn conflict(code: ProblemCode, detail: impl Into<String>) -> Self {
         Self::new(StatusCode::CONFLICT, code, detail)
     }
 
     pub fn unauthorized(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", detail)
+        Self::new(StatusCode::UNAUTHORIZED, ProblemCode::Unauthorized, detail)
     }
 
     pub fn forbidden(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::FORBIDDEN, "FORBIDDEN", detail)
+        Self::new(StatusCode::FORBIDDEN, ProblemCode::Forbidden, detail)
     }
 
     /// An unexpected failure: 500, cause logged, nothing of it shown.
     pub fn internal(cause: anyhow::Error) -> Self {
         let mut e = Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "INTERNAL_ERROR",
+            ProblemCode::InternalError,
             "an unexpected error occurred",
         );
         e.cause = Some(cause);
@@ -130,11 +268,7 @@ impl ApiError {
     }
 
     /// A dependency is down (database, gateway): 503, cause logged.
-    pub fn unavailable(
-        code: &'static str,
-        detail: impl Into<String>,
-        cause: anyhow::Error,
-    ) -> Self {
+    pub fn unavailable(code: ProblemCode, detail: impl Into<String>, cause: anyhow::Error) -> Self {
         let mut e = Self::new(StatusCode::SERVICE_UNAVAILABLE, code, detail);
         e.cause = Some(cause);
         e
@@ -142,11 +276,14 @@ impl ApiError {
 
     fn body(&self) -> Value {
         let mut body = Map::new();
-        body.insert("type".into(), Value::String(problem_type(self.code)));
+        body.insert(
+            "type".into(),
+            Value::String(problem_type(self.code.as_str())),
+        );
         body.insert("title".into(), Value::String(title(self.status)));
         body.insert("status".into(), Value::from(self.status.as_u16()));
         body.insert("detail".into(), Value::String(self.detail.clone()));
-        body.insert("code".into(), Value::String(self.code.into()));
+        body.insert("code".into(), Value::String(self.code.as_str().into()));
         for (k, v) in &self.extra {
             body.insert(k.clone(), v.clone());
         }
@@ -176,7 +313,7 @@ impl From<anyhow::Error> for ApiError {
             .any(|c| c.to_string().contains("getting a database connection"));
         if pool_exhausted {
             ApiError::unavailable(
-                "SERVICE_UNAVAILABLE",
+                ProblemCode::ServiceUnavailable,
                 "the database is not available, try again",
                 e,
             )
@@ -195,11 +332,13 @@ impl ResponseError for ApiError {
         if self.status.is_server_error() {
             match &self.cause {
                 Some(cause) => tracing::error!(
-                    code = self.code,
+                    code = self.code.as_str(),
                     error = format!("{cause:#}"),
                     "request failed"
                 ),
-                None => tracing::error!(code = self.code, detail = %self.detail, "request failed"),
+                None => {
+                    tracing::error!(code = self.code.as_str(), detail = %self.detail, "request failed")
+                }
             }
         }
         HttpResponse::build(self.status)
@@ -214,13 +353,13 @@ pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error
         JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
             ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                ProblemCode::PayloadTooLarge,
                 "the request body is larger than 64 KiB",
             )
         }
         JsonPayloadError::ContentType => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
+            ProblemCode::UnsupportedMediaType,
             "the request body must be application/json",
         ),
         JsonPayloadError::Deserialize(e) if e.is_data() => {
@@ -278,21 +417,21 @@ pub fn problemize<B: MessageBody + 'static>(
     }
     let status = res.status();
     let (code, detail) = match status {
-        StatusCode::NOT_FOUND => ("NOT_FOUND", "no such resource"),
+        StatusCode::NOT_FOUND => (ProblemCode::NotFound, "no such resource"),
         StatusCode::METHOD_NOT_ALLOWED => (
-            "METHOD_NOT_ALLOWED",
+            ProblemCode::MethodNotAllowed,
             "this method is not allowed on this resource",
         ),
         StatusCode::PAYLOAD_TOO_LARGE => (
-            "PAYLOAD_TOO_LARGE",
+            ProblemCode::PayloadTooLarge,
             "the request body is larger than 64 KiB",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            "UNSUPPORTED_MEDIA_TYPE",
+            ProblemCode::UnsupportedMediaType,
             "the request body must be application/json",
         ),
-        s if s.is_server_error() => ("INTERNAL_ERROR", "an unexpected error occurred"),
-        _ => ("BAD_REQUEST", "the request is not valid"),
+        s if s.is_server_error() => (ProblemCode::InternalError, "an unexpected error occurred"),
+        _ => (ProblemCode::BadRequest, "the request is not valid"),
     };
     let problem = ApiError::new(status, code, detail);
     let (req, mut old) = res.into_parts();
@@ -312,7 +451,62 @@ pub fn problemize<B: MessageBody + 'static>(
 
 /// The fallback service: unknown paths.
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("NOT_FOUND", "no such resource"))
+    Err(ApiError::not_found(
+        ProblemCode::NotFound,
+        "no such resource",
+    ))
 }
 
 pub type BoxedResponse = HttpResponse<BoxBody>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn problem_codes_are_distinct_screaming_snake_case_and_explained() {
+        let wire: BTreeSet<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(wire.len(), ProblemCode::ALL.len(), "a code is listed twice");
+        for code in ProblemCode::ALL {
+            let s = code.as_str();
+            assert!(
+                s.chars().all(|c| c.is_ascii_uppercase() || c == '_') && !s.starts_with('_'),
+                "{s}"
+            );
+            assert_eq!(serde_json::to_value(code).unwrap(), s);
+            assert!(code.meaning().len() > 5, "{s} has no meaning");
+            assert!(
+                code.meaning().chars().next().unwrap().is_ascii_digit(),
+                "{s}: {}",
+                code.meaning()
+            );
+        }
+    }
+
+    #[test]
+    fn the_documented_schema_lists_every_code() {
+        let schema =
+            serde_json::to_value(<ProblemCode as utoipa::PartialSchema>::schema()).unwrap();
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        let all: Vec<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, all);
+        let description = schema["description"].as_str().unwrap();
+        for code in all {
+            assert!(description.contains(&format!("`{code}`")), "{code}");
+        }
+    }
+
+    #[test]
+    fn problem_bodies_carry_the_code_and_a_type_derived_from_it() {
+        let body = ApiError::conflict(ProblemCode::OutOfStock, "none left").body();
+        assert_eq!(body["code"], "OUT_OF_STOCK");
+        assert_eq!(body["type"], "/problems/out-of-stock");
+        assert_eq!(body["status"], 409);
+    }
+}

@@ -4,7 +4,7 @@
 //! while the first still runs gets 409 REQUEST_IN_PROGRESS. Stored in PostgreSQL.
 
 use crate::auth::JwtKeys;
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemCode};
 use actix_web::body::{self, BoxBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -16,6 +16,24 @@ use postgres_adapter::{BeginOutcome, PgIdempotencyStore, StoredResponse};
 use sha2::{Digest, Sha256};
 
 pub const HEADER: &str = "Idempotency-Key";
+
+/// The `Idempotency-Key` header as every state-changing POST documents it
+/// (`params(IdempotencyKey)`).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct IdempotencyKey {
+    /// 1..=255 visible ASCII characters: the same key and body from the same caller
+    /// replays the first response; another body is 422 IDEMPOTENCY_KEY_REUSED
+    #[param(
+        rename = "Idempotency-Key",
+        required = false,
+        min_length = 1,
+        max_length = 255,
+        pattern = "^[!-~]+$"
+    )]
+    idempotency_key: String,
+}
 /// Set on a replayed response.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 /// Response headers worth replaying.
@@ -70,11 +88,11 @@ pub async fn idempotency(
         Ok(BeginOutcome::Replay(stored)) => return Ok(req.into_response(replay(stored))),
         Ok(BeginOutcome::Mismatch) => Some(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "IDEMPOTENCY_KEY_REUSED",
+            ProblemCode::IdempotencyKeyReused,
             "this Idempotency-Key was used with a different request",
         )),
         Ok(BeginOutcome::InProgress) => Some(ApiError::conflict(
-            "REQUEST_IN_PROGRESS",
+            ProblemCode::RequestInProgress,
             "a request with this Idempotency-Key is still being processed",
         )),
         Err(e) => Some(ApiError::from(e)),
@@ -157,7 +175,7 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
         if body.len() + chunk.len() > limit {
             return Err(ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
-                "PAYLOAD_TOO_LARGE",
+                ProblemCode::PayloadTooLarge,
                 "the request body is larger than 64 KiB",
             ));
         }

@@ -1,10 +1,13 @@
 //! Balance (points): read, charge through the payment gateway, history.
 
 use crate::auth::UserScope;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
+use crate::metrics::{Event, Metrics};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::StatusCode;
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpResponse};
 use balance::{ChargeAmount, ChargeError, HistoryEntry, HistoryKind, PaymentMethod};
 use serde::{Deserialize, Serialize};
@@ -17,10 +20,12 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/users/{user_id}/balance").route(web::get().to(get_balance)))
-        .service(web::resource("/users/{user_id}/balance/charges").route(web::post().to(charge)))
-        .service(web::resource("/users/{user_id}/balance/history").route(web::get().to(history)));
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/users/{user_id}/balance", get_balance),
+        route(Method::POST, "/users/{user_id}/balance/charges", charge),
+        route(Method::GET, "/users/{user_id}/balance/history", history),
+    ]
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -29,7 +34,12 @@ pub struct ChargeRequest {
     #[schema(example = 10000, minimum = 1, maximum = 10000000)]
     pub amount: i64,
     /// passed to the payment gateway; the sandbox declines `card_declined`
-    #[schema(example = "card", min_length = 1, max_length = 64)]
+    #[schema(
+        example = "card",
+        min_length = 1,
+        max_length = 64,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]+$"
+    )]
     pub payment_method: String,
 }
 
@@ -99,16 +109,16 @@ impl From<ChargeError> for ApiError {
         match e {
             ChargeError::BalanceLimitExceeded => ApiError::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "BALANCE_LIMIT_EXCEEDED",
+                ProblemCode::BalanceLimitExceeded,
                 "the balance would pass 1,000,000,000 won",
             ),
             ChargeError::PaymentDeclined { reason } => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
-                "PAYMENT_DECLINED",
+                ProblemCode::PaymentDeclined,
                 format!("the payment gateway declined: {reason}"),
             ),
             ChargeError::GatewayUnavailable(cause) => ApiError::unavailable(
-                "PAYMENT_GATEWAY_UNAVAILABLE",
+                ProblemCode::PaymentGatewayUnavailable,
                 "the payment gateway did not answer; the charge will be settled when it does",
                 cause.into(),
             ),
@@ -137,7 +147,7 @@ pub async fn get_balance(
 /// Charges the balance through the payment gateway; credited only once approved.
 #[utoipa::path(post, path = "/api/v1/users/{user_id}/balance/charges", tag = "balance",
     params(("user_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+           IdempotencyKey),
     request_body = ChargeRequest,
     responses((status = 201, body = ChargeView),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -151,6 +161,7 @@ pub async fn charge(
     scope: UserScope,
     body: web::Json<ChargeRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let mut errors = Vec::new();
@@ -164,6 +175,7 @@ pub async fn charge(
         return Err(ApiError::validation(errors));
     };
     let receipt = state.charges.charge(scope.user, amount, method).await?;
+    metrics.count(Event::ChargeApproved);
     Ok(HttpResponse::Created().json(ChargeView {
         charge_id: receipt.charge_id.get(),
         user_id: receipt.user_id.get(),

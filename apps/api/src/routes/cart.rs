@@ -4,8 +4,10 @@ use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem};
 use crate::extract::parse_id;
 use crate::routes::products::product_not_found;
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::dev::Payload;
+use actix_web::http::Method;
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use kernel::ProductId;
 use order::cart::{Cart, CartItem, CartQuantity, SetCartItemError};
@@ -20,13 +22,20 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/users/{user_id}/cart").route(web::get().to(get_cart)))
-        .service(
-            web::resource("/users/{user_id}/cart/items/{product_id}")
-                .route(web::put().to(put_item))
-                .route(web::delete().to(delete_item)),
-        );
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/users/{user_id}/cart", get_cart),
+        route(
+            Method::PUT,
+            "/users/{user_id}/cart/items/{product_id}",
+            put_item,
+        ),
+        route(
+            Method::DELETE,
+            "/users/{user_id}/cart/items/{product_id}",
+            delete_item,
+        ),
+    ]
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -75,7 +84,7 @@ impl From<Cart> for CartView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PutCartItemRequest {
     /// 1..=1000; replaces the quantity already in the cart (it is not added to it)
-    #[schema(example = 2)]
+    #[schema(example = 2, minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 

@@ -2,10 +2,13 @@
 //! a user's coupons, and the user's notification inbox.
 
 use crate::auth::{Admin, Caller, UserScope};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
+use crate::metrics::{Event, Metrics};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use coupon::{
@@ -33,14 +36,14 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/coupons").route(web::post().to(create_coupon)))
-        .service(web::resource("/coupons/{coupon_id}").route(web::get().to(get_coupon)))
-        .service(web::resource("/coupons/{coupon_id}/issues").route(web::post().to(issue_coupon)))
-        .service(web::resource("/users/{user_id}/coupons").route(web::get().to(user_coupons)))
-        .service(
-            web::resource("/users/{user_id}/notifications").route(web::get().to(notifications)),
-        );
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::POST, "/admin/coupons", create_coupon),
+        route(Method::GET, "/coupons/{coupon_id}", get_coupon),
+        route(Method::POST, "/coupons/{coupon_id}/issues", issue_coupon),
+        route(Method::GET, "/users/{user_id}/coupons", user_coupons),
+        route(Method::GET, "/users/{user_id}/notifications", notifications),
+    ]
 }
 
 /// How a coupon discounts.
@@ -74,30 +77,59 @@ impl From<DiscountType> for DiscountTypeView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateCouponRequest {
     /// 1..=200 characters
-    #[schema(example = "Welcome 10%")]
+    #[schema(
+        example = "Welcome 10%",
+        min_length = 1,
+        max_length = 200,
+        pattern = "\\S"
+    )]
     pub name: String,
     pub discount_type: DiscountTypeView,
     /// FIXED: won off, 1..=100,000,000; PERCENT: percent off, 1..=100
-    #[schema(example = 10)]
+    #[schema(example = 10, minimum = 1, maximum = 100000000)]
     pub discount_value: i64,
     /// the subtotal an order needs; >= 0, default 0
-    #[schema(example = 10000)]
+    #[schema(example = 10000, minimum = 0)]
     pub min_order_amount: Option<i64>,
-    /// >= 1; null or absent: unlimited
-    #[schema(example = 100)]
+    /// 1..=4,294,967,295; null or absent: unlimited
+    #[schema(example = 100, minimum = 1, maximum = 4294967295_i64)]
     pub total_quantity: Option<i64>,
     /// the coupon is usable when valid_from <= now < valid_until
+    #[schema(example = "2026-11-01T00:00:00Z")]
     pub valid_from: DateTime<Utc>,
+    /// after valid_from
+    #[schema(example = "2026-12-01T00:00:00Z")]
     pub valid_until: DateTime<Utc>,
     /// users who get the coupon (and a notification) right away; at most 1000 entries,
     /// duplicates count once, and they must fit in total_quantity
+    #[schema(schema_with = issue_to_schema)]
     pub issue_to: Option<Vec<i64>>,
+}
+
+/// `issue_to`: null or up to 1000 positive user ids.
+fn issue_to_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaFormat, SchemaType, Type};
+    use utoipa::openapi::KnownFormat;
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                .minimum(Some(1)),
+        )
+        .max_items(Some(MAX_ISSUE_TO))
+        .description(Some(
+            "users who get the coupon (and a notification) right away; at most 1000 \
+             entries, duplicates count once, and they must fit in total_quantity",
+        ))
+        .build()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IssueRequest {
     /// the caller's own id (admins may name anyone)
-    #[schema(example = 42)]
+    #[schema(example = 42, minimum = 1)]
     pub user_id: i64,
 }
 
@@ -218,15 +250,15 @@ impl From<IssueCouponError> for ApiError {
         match e {
             IssueCouponError::NotFound => coupon_not_found(),
             IssueCouponError::AlreadyIssued => ApiError::conflict(
-                "COUPON_ALREADY_ISSUED",
+                ProblemCode::CouponAlreadyIssued,
                 "this user already owns this coupon",
             ),
             IssueCouponError::SoldOut => ApiError::conflict(
-                "COUPON_SOLD_OUT",
+                ProblemCode::CouponSoldOut,
                 "every unit of this coupon has been issued",
             ),
             IssueCouponError::NotActive => ApiError::conflict(
-                "COUPON_NOT_ACTIVE",
+                ProblemCode::CouponNotActive,
                 "the coupon is outside its validity window",
             ),
             IssueCouponError::Unexpected(e) => ApiError::from(e),
@@ -244,7 +276,7 @@ impl From<GetCouponError> for ApiError {
 }
 
 fn coupon_not_found() -> ApiError {
-    ApiError::not_found("COUPON_NOT_FOUND", "no such coupon")
+    ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon")
 }
 
 impl CreateCouponRequest {
@@ -323,7 +355,7 @@ impl CreateCouponRequest {
 /// Creates a coupon; every user of `issue_to` owns it and gets a notification, all in
 /// one transaction.
 #[utoipa::path(post, path = "/api/v1/admin/coupons", tag = "coupons",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    params(IdempotencyKey),
     request_body = CreateCouponRequest,
     responses((status = 201, body = CouponView, headers(("Location" = String, description = "/api/v1/coupons/{id}"))),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
@@ -335,9 +367,14 @@ pub async fn create_coupon(
     _admin: Admin,
     body: web::Json<CreateCouponRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let new = body.into_inner().try_into_domain()?;
     let coupon = state.coupons.create(new).await?;
+    // every `issue_to` user now owns it
+    if coupon.issued_quantity > 0 {
+        metrics.count_n(Event::CouponIssued, coupon.issued_quantity);
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/coupons/{}", coupon.id)))
         .json(CouponView::from(coupon)))
@@ -362,7 +399,7 @@ pub async fn get_coupon(
 /// First come, first served: one unit for `user_id` (the caller; admins for anyone).
 #[utoipa::path(post, path = "/api/v1/coupons/{coupon_id}/issues", tag = "coupons",
     params(("coupon_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+           IdempotencyKey),
     request_body = IssueRequest,
     responses((status = 201, body = UserCouponView),
               (status = 400, body = Problem), (status = 401, body = Problem),
@@ -377,6 +414,7 @@ pub async fn issue_coupon(
     req: HttpRequest,
     body: web::Json<IssueRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
     let user = UserId::try_from(body.user_id).map_err(|_| {
@@ -387,6 +425,7 @@ pub async fn issue_coupon(
     })?;
     caller.ensure_may_act_for(user)?;
     let issued = state.coupons.issue(coupon, user).await?;
+    metrics.count(Event::CouponIssued);
     Ok(HttpResponse::build(StatusCode::CREATED).json(UserCouponView::from(issued)))
 }
 

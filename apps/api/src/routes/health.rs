@@ -1,5 +1,7 @@
-use crate::error::ApiError;
+use crate::error::{ApiError, ProblemCode};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::{web, HttpResponse};
 use diesel_async::RunQueryDsl;
 use std::time::Duration;
@@ -8,9 +10,12 @@ use std::time::Duration;
 #[openapi(paths(live, ready))]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/health/live").route(web::get().to(live)))
-        .service(web::resource("/health/ready").route(web::get().to(ready)));
+/// Health routes; full paths (they live outside `/api/v1`).
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/health/live", live),
+        route(Method::GET, "/health/ready", ready),
+    ]
 }
 
 /// 200 while the process runs.
@@ -23,7 +28,7 @@ pub async fn live() -> HttpResponse {
 /// 200 when the database answers, 503 otherwise.
 #[utoipa::path(get, path = "/health/ready", tag = "health",
     responses((status = 200, description = "the database answers"),
-              (status = 503, description = "the database does not answer", body = crate::error::Problem)))]
+              (status = 503, description = "NOT_READY: the database does not answer", body = crate::error::Problem)))]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let check = async {
         let mut conn = state.pool.get().await?;
@@ -35,12 +40,12 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "up"})))
         }
         Ok(Err(e)) => Err(ApiError::unavailable(
-            "NOT_READY",
+            ProblemCode::NotReady,
             "the database does not answer",
             e,
         )),
         Err(_) => Err(ApiError::unavailable(
-            "NOT_READY",
+            ProblemCode::NotReady,
             "the database does not answer",
             anyhow::anyhow!("readiness check timed out"),
         )),

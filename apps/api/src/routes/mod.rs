@@ -4,10 +4,21 @@
 //! the server serves, and a test holds it equal to the OpenAPI document.
 
 use actix_web::http::Method;
-use actix_web::web;
+use actix_web::{web, FromRequest, Handler, Responder};
 
 /// One route: method, path (relative to `/api/v1`), handler.
 pub type RouteSpec = (Method, &'static str, actix_web::Route);
+
+/// A [`RouteSpec`] whose handler answers exactly `method` (the method is written once,
+/// so the table and the route's guard cannot disagree).
+pub fn route<F, Args>(method: Method, path: &'static str, handler: F) -> RouteSpec
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    (method.clone(), path, web::method(method).to(handler))
+}
 
 /// Registers routes, one resource per path (so a wrong method on a known path is 405).
 pub fn register(cfg: &mut web::ServiceConfig, routes: Vec<RouteSpec>) {
@@ -38,12 +49,58 @@ pub mod orders;
 pub mod outbox;
 pub mod products;
 
+/// Every `/api/v1` route (paths relative to `/api/v1`), in registration order:
+/// `/products/popular` (in [`products::routes`]) comes before `/products/{id}`, which
+/// would otherwise take "popular" for an id.
+pub fn v1_routes() -> Vec<RouteSpec> {
+    [
+        balance::routes(),
+        products::routes(),
+        cart::routes(),
+        coupons::routes(),
+        orders::routes(),
+        outbox::routes(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 /// Registers every `/api/v1` route.
 pub fn configure_v1(cfg: &mut web::ServiceConfig) {
-    balance::configure(cfg);
-    products::configure(cfg);
-    cart::configure(cfg);
-    coupons::configure(cfg);
-    orders::configure(cfg);
-    outbox::configure(cfg);
+    register(cfg, v1_routes());
+}
+
+/// Registers the health routes (outside `/api/v1`, documented like the others).
+pub fn configure_health(cfg: &mut web::ServiceConfig) {
+    register(cfg, health::routes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn position(routes: &[RouteSpec], path: &str) -> usize {
+        routes
+            .iter()
+            .position(|(_, p, _)| *p == path)
+            .unwrap_or_else(|| panic!("{path} is not registered"))
+    }
+
+    #[test]
+    fn popular_products_is_registered_before_a_product_by_id() {
+        let routes = v1_routes();
+        assert!(position(&routes, "/products/popular") < position(&routes, "/products/{id}"));
+    }
+
+    #[test]
+    fn no_method_and_path_is_registered_twice() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (method, path, _) in v1_routes().iter().chain(health::routes().iter()) {
+            assert!(
+                seen.insert((method.to_string(), *path)),
+                "{method} {path} twice"
+            );
+        }
+    }
 }

@@ -2,13 +2,16 @@
 //! the best sellers of the catalogue.
 
 use crate::auth::{Caller, UserScope};
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
+use crate::metrics::{Event, Metrics};
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use kernel::{CouponId, OrderId, ProductId, Quantity, UserId};
-use order::{CancelOrderError, LineRequest, Order, PlaceOrder, PlaceOrderError};
+use order::{CancelOrderError, LineRequest, Order, OrderStatus, PlaceOrder, PlaceOrderError};
 use payment::PayOrderError;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -35,19 +38,26 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/orders").route(web::post().to(place_order)))
-        .service(web::resource("/orders/{order_id}").route(web::get().to(get_order)))
-        .service(web::resource("/orders/{order_id}/payment").route(web::post().to(pay_order)))
-        .service(web::resource("/orders/{order_id}/cancel").route(web::post().to(cancel_order)))
-        .service(web::resource("/users/{user_id}/orders").route(web::get().to(list_user_orders)));
+/// `GET /products/popular` ([`popular_products`]) is in [`super::products::routes`],
+/// which must register it before `/products/{id}`.
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::POST, "/orders", place_order),
+        route(Method::GET, "/orders/{order_id}", get_order),
+        route(Method::POST, "/orders/{order_id}/payment", pay_order),
+        route(Method::POST, "/orders/{order_id}/cancel", cancel_order),
+        route(Method::GET, "/users/{user_id}/orders", list_user_orders),
+    ]
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct PlaceOrderRequest {
+    #[schema(minimum = 1)]
     pub user_id: i64,
     /// 1..=50 lines with distinct products
+    #[schema(min_items = 1, max_items = 50)]
     pub items: Vec<OrderItemRequest>,
+    #[schema(minimum = 1)]
     pub coupon_id: Option<i64>,
     /// place and pay in one step; without enough balance nothing is created
     #[serde(default)]
@@ -56,8 +66,10 @@ pub struct PlaceOrderRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct OrderItemRequest {
+    #[schema(minimum = 1)]
     pub product_id: i64,
     /// 1..=1000
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
 
@@ -171,7 +183,7 @@ fn ids(ids: &[ProductId]) -> Vec<i64> {
 
 fn insufficient(balance: kernel::Money, required: kernel::Money) -> ApiError {
     ApiError::conflict(
-        "INSUFFICIENT_BALANCE",
+        ProblemCode::InsufficientBalance,
         format!(
             "the balance ({} won) does not cover the total ({} won)",
             balance.won(),
@@ -186,16 +198,16 @@ impl From<PlaceOrderError> for ApiError {
     fn from(e: PlaceOrderError) -> Self {
         match e {
             PlaceOrderError::ProductNotFound { product_ids } => {
-                ApiError::not_found("PRODUCT_NOT_FOUND", format!("no such products: {:?}", ids(&product_ids)))
+                ApiError::not_found(ProblemCode::ProductNotFound, format!("no such products: {:?}", ids(&product_ids)))
                     .with("product_ids", ids(&product_ids))
             }
             PlaceOrderError::OutOfStock { product_ids } => {
-                ApiError::conflict("OUT_OF_STOCK", format!("not enough stock for products {:?}", ids(&product_ids)))
+                ApiError::conflict(ProblemCode::OutOfStock, format!("not enough stock for products {:?}", ids(&product_ids)))
                     .with("product_ids", ids(&product_ids))
             }
-            PlaceOrderError::CouponNotFound => ApiError::not_found("COUPON_NOT_FOUND", "no such coupon"),
+            PlaceOrderError::CouponNotFound => ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon"),
             PlaceOrderError::CouponNotUsable => ApiError::conflict(
-                "COUPON_NOT_USABLE",
+                ProblemCode::CouponNotUsable,
                 "the coupon is not yours, already used, outside its validity window, or the subtotal is below its minimum",
             ),
             PlaceOrderError::InsufficientBalance { balance, required } => insufficient(balance, required),
@@ -207,14 +219,17 @@ impl From<PlaceOrderError> for ApiError {
 impl From<PayOrderError> for ApiError {
     fn from(e: PayOrderError) -> Self {
         match e {
-            PayOrderError::NotFound => ApiError::not_found("ORDER_NOT_FOUND", "no such order"),
+            PayOrderError::NotFound => {
+                ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
+            }
             PayOrderError::InvalidState(s) => ApiError::conflict(
-                "INVALID_ORDER_STATE",
+                ProblemCode::InvalidOrderState,
                 format!("a {} order cannot be paid", s.as_str()),
             ),
-            PayOrderError::Expired => {
-                ApiError::conflict("ORDER_EXPIRED", "the order expired before it was paid")
-            }
+            PayOrderError::Expired => ApiError::conflict(
+                ProblemCode::OrderExpired,
+                "the order expired before it was paid",
+            ),
             PayOrderError::InsufficientBalance { balance, required } => {
                 insufficient(balance, required)
             }
@@ -226,9 +241,11 @@ impl From<PayOrderError> for ApiError {
 impl From<CancelOrderError> for ApiError {
     fn from(e: CancelOrderError) -> Self {
         match e {
-            CancelOrderError::NotFound => ApiError::not_found("ORDER_NOT_FOUND", "no such order"),
+            CancelOrderError::NotFound => {
+                ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
+            }
             CancelOrderError::InvalidState(s) => ApiError::conflict(
-                "INVALID_ORDER_STATE",
+                ProblemCode::InvalidOrderState,
                 format!("a {} order cannot be cancelled", s.as_str()),
             ),
             CancelOrderError::Unexpected(e) => ApiError::from(e),
@@ -247,7 +264,7 @@ async fn owned_order(
         .orders
         .get(id)
         .await?
-        .ok_or_else(|| ApiError::not_found("ORDER_NOT_FOUND", "no such order"))?;
+        .ok_or_else(|| ApiError::not_found(ProblemCode::OrderNotFound, "no such order"))?;
     caller.ensure_may_act_for(order.user_id)?;
     Ok(order)
 }
@@ -255,9 +272,12 @@ async fn owned_order(
 /// Places an order: reserves stock, uses the coupon, prices it, saves it PENDING (or
 /// PAID with `pay_now`), all or nothing.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    params(IdempotencyKey),
     request_body = PlaceOrderRequest,
-    responses((status = 201, body = OrderDoc, headers(("Location" = String, description = "/api/v1/orders/{id}"))),
+    responses((status = 201, body = OrderDoc, headers(("Location" = String, description = "/api/v1/orders/{id}")),
+               links(("GetOrder" = (operation_id = "get_order", parameters(("order_id" = "$response.body#/id")))),
+                     ("PayOrder" = (operation_id = "pay_order", parameters(("order_id" = "$response.body#/id")))),
+                     ("CancelOrder" = (operation_id = "cancel_order", parameters(("order_id" = "$response.body#/id")))))),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "PRODUCT_NOT_FOUND (with product_ids), COUPON_NOT_FOUND", body = Problem),
               (status = 409, description = "OUT_OF_STOCK (with product_ids), COUPON_NOT_USABLE, INSUFFICIENT_BALANCE (pay_now), REQUEST_IN_PROGRESS", body = Problem),
@@ -268,10 +288,15 @@ pub async fn place_order(
     caller: Caller,
     body: web::Json<PlaceOrderRequest>,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let command = body.into_inner().into_command()?;
     caller.ensure_may_act_for(command.user_id())?;
     let order = state.orders.place(command).await?;
+    metrics.count(Event::OrderPlaced);
+    if order.status == OrderStatus::Paid {
+        metrics.count(Event::OrderPaid);
+    }
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))
         .json(order))
@@ -311,7 +336,7 @@ pub async fn list_user_orders(
 /// Pays a PENDING order from the balance.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/payment", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+           IdempotencyKey),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INSUFFICIENT_BALANCE, INVALID_ORDER_STATE, ORDER_EXPIRED, REQUEST_IN_PROGRESS", body = Problem),
@@ -321,15 +346,18 @@ pub async fn pay_order(
     caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let order = owned_order(&state, caller, &req).await?;
-    Ok(HttpResponse::Ok().json(state.payments.pay(order.id).await?))
+    let paid = state.payments.pay(order.id).await?;
+    metrics.count(Event::OrderPaid);
+    Ok(HttpResponse::Ok().json(paid))
 }
 
 /// Cancels an order: stock and coupon come back; a paid order is also refunded.
 #[utoipa::path(post, path = "/api/v1/orders/{order_id}/cancel", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+           IdempotencyKey),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_ORDER_STATE, REQUEST_IN_PROGRESS", body = Problem),
@@ -339,9 +367,12 @@ pub async fn cancel_order(
     caller: Caller,
     req: HttpRequest,
     state: web::Data<AppState>,
+    metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let order = owned_order(&state, caller, &req).await?;
-    Ok(HttpResponse::Ok().json(state.orders.cancel(order.id).await?))
+    let cancelled = state.orders.cancel(order.id).await?;
+    metrics.count(Event::OrderCancelled);
+    Ok(HttpResponse::Ok().json(cancelled))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

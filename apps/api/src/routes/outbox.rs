@@ -2,9 +2,12 @@
 //! event again.
 
 use crate::auth::Admin;
-use crate::error::{ApiError, Problem};
+use crate::error::{ApiError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
+use actix_web::http::Method;
 use actix_web::web;
 use order::events::{EventType, OutboxEntry, OutboxStatus, RetryEventError};
 use serde::{Deserialize, Serialize};
@@ -18,15 +21,17 @@ use uuid::Uuid;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/admin/outbox").route(web::get().to(list)))
-        .service(web::resource("/admin/outbox/{event_id}/retry").route(web::post().to(retry)));
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/admin/outbox", list),
+        route(Method::POST, "/admin/outbox/{event_id}/retry", retry),
+    ]
 }
 
 /// One event of the outbox.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxEventView {
-    #[schema(value_type = String, example = "0b5e3bb1-1f5c-4c8e-9d1e-6f2f2b4f3c11")]
+    #[schema(value_type = String, format = Uuid, example = "0b5e3bb1-1f5c-4c8e-9d1e-6f2f2b4f3c11")]
     pub event_id: Uuid,
     pub event_type: EventTypeView,
     pub order_id: i64,
@@ -83,11 +88,12 @@ impl From<OutboxEntry> for OutboxEventView {
 impl From<RetryEventError> for ApiError {
     fn from(e: RetryEventError) -> Self {
         match e {
-            RetryEventError::NotFound(id) => {
-                ApiError::not_found("EVENT_NOT_FOUND", format!("no event {id} in the outbox"))
-            }
+            RetryEventError::NotFound(id) => ApiError::not_found(
+                ProblemCode::EventNotFound,
+                format!("no event {id} in the outbox"),
+            ),
             RetryEventError::NotDead { event_id, status } => ApiError::conflict(
-                "INVALID_EVENT_STATE",
+                ProblemCode::InvalidEventState,
                 format!(
                     "event {event_id} is {}; only a DEAD event can be retried",
                     status.as_str()
@@ -103,8 +109,10 @@ impl From<RetryEventError> for ApiError {
 #[into_params(parameter_in = Query)]
 pub struct OutboxQuery {
     /// PENDING, DELIVERED or DEAD; all events when absent
+    #[param(value_type = Option<OutboxStatusView>)]
     pub status: Option<String>,
     /// 1..=100, default 20
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
     /// `next_cursor` of the previous page
     pub cursor: Option<String>,
@@ -150,13 +158,14 @@ pub async fn list(
 
 /// Sends a DEAD event again: it is PENDING, due now, with its attempts reset to 0.
 #[utoipa::path(post, path = "/api/v1/admin/outbox/{event_id}/retry", tag = "outbox",
-    params(("event_id" = String, Path, description = "the event's UUID"),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response")),
+    params(("event_id" = String, Path, format = Uuid, description = "the event's UUID"),
+           IdempotencyKey),
     responses((status = 200, body = OutboxEventView),
               (status = 400, description = "VALIDATION_ERROR (not a UUID)", body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "EVENT_NOT_FOUND", body = Problem),
-              (status = 409, description = "INVALID_EVENT_STATE (the event is not DEAD), REQUEST_IN_PROGRESS", body = Problem)),
+              (status = 409, description = "INVALID_EVENT_STATE (the event is not DEAD), REQUEST_IN_PROGRESS", body = Problem),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
     security(("bearer" = [])))]
 pub async fn retry(
     _admin: Admin,

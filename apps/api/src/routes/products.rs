@@ -2,11 +2,13 @@
 //! that add products and restock or write off.
 
 use crate::auth::Admin;
-use crate::error::{ApiError, FieldError, Problem};
+use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::idempotency::IdempotencyKey;
+use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{header, Method};
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use kernel::ProductId;
 use serde::{Deserialize, Serialize};
@@ -24,16 +26,19 @@ use utoipa::ToSchema;
 )]
 pub struct Api;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(web::resource("/products").route(web::get().to(list_products)))
+pub fn routes() -> Vec<RouteSpec> {
+    vec![
+        route(Method::GET, "/products", list_products),
         // before `/products/{id}`, which would take "popular" for an id
-        .service(
-            web::resource("/products/popular")
-                .route(web::get().to(super::orders::popular_products)),
-        )
-        .service(web::resource("/products/{id}").route(web::get().to(get_product)))
-        .service(web::resource("/admin/products").route(web::post().to(create_product)))
-        .service(web::resource("/admin/products/{id}/stock").route(web::post().to(adjust_stock)));
+        route(
+            Method::GET,
+            "/products/popular",
+            super::orders::popular_products,
+        ),
+        route(Method::GET, "/products/{id}", get_product),
+        route(Method::POST, "/admin/products", create_product),
+        route(Method::POST, "/admin/products/{id}/stock", adjust_stock),
+    ]
 }
 
 /// `Product`: `stock` is the number available to order now.
@@ -63,13 +68,18 @@ impl From<Product> for ProductView {
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateProductRequest {
     /// 1..=200 characters, not blank, no control characters
-    #[schema(example = "Mechanical keyboard")]
+    #[schema(
+        example = "Mechanical keyboard",
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*[^\\s\\x00-\\x1F\\x7F-\\x9F][^\\x00-\\x1F\\x7F-\\x9F]*$"
+    )]
     pub name: String,
     /// won per unit, 1..=100,000,000
-    #[schema(example = 89000)]
+    #[schema(example = 89000, minimum = 1, maximum = 100000000)]
     pub price: i64,
     /// initial stock, 0..=1,000,000,000
-    #[schema(example = 100)]
+    #[schema(example = 100, minimum = 0, maximum = 1000000000)]
     pub stock: i64,
 }
 
@@ -78,14 +88,14 @@ pub struct StockAdjustmentRequest {
     /// positive restocks, negative writes off; non-zero, at most 1,000,000,000 either
     /// way. The stock may not go below 0 (409 OUT_OF_STOCK) nor, restocking, past
     /// 1,000,000,000 (422 VALIDATION_ERROR).
-    #[schema(example = -3)]
+    #[schema(example = -3, minimum = -1000000000, maximum = 1000000000)]
     pub delta: i64,
 }
 
 /// 404 PRODUCT_NOT_FOUND naming the products (`product_ids`).
 pub fn product_not_found(ids: &[ProductId]) -> ApiError {
     ApiError::not_found(
-        "PRODUCT_NOT_FOUND",
+        ProblemCode::ProductNotFound,
         format!("no such product: {}", join(ids)),
     )
     .with("product_ids", ids)
@@ -94,7 +104,7 @@ pub fn product_not_found(ids: &[ProductId]) -> ApiError {
 /// 409 OUT_OF_STOCK naming the products (`product_ids`).
 pub fn out_of_stock(ids: &[ProductId]) -> ApiError {
     ApiError::conflict(
-        "OUT_OF_STOCK",
+        ProblemCode::OutOfStock,
         format!("not enough stock of product: {}", join(ids)),
     )
     .with("product_ids", ids)
@@ -122,7 +132,7 @@ fn adjust_error(id: ProductId, e: AdjustStockError) -> ApiError {
         AdjustStockError::NotFound(id) => product_not_found(&[id]),
         AdjustStockError::Refused(AdjustRuleError::BelowZero { stock, delta }) => {
             ApiError::conflict(
-                "OUT_OF_STOCK",
+                ProblemCode::OutOfStock,
                 format!(
                 "writing off {} of the {stock} units of product {id} would leave less than zero",
                 -delta
@@ -179,7 +189,7 @@ pub async fn get_product(
 
 /// Adds a product (admin).
 #[utoipa::path(post, path = "/api/v1/admin/products", tag = "products",
-    params(("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+    params(IdempotencyKey),
     request_body = CreateProductRequest,
     responses((status = 201, body = ProductView,
                headers(("Location" = String, description = "/api/v1/products/{id}"))),
@@ -219,7 +229,7 @@ pub async fn create_product(
 /// Restocks (positive `delta`) or writes off (negative `delta`) a product (admin).
 #[utoipa::path(post, path = "/api/v1/admin/products/{id}/stock", tag = "products",
     params(("id" = i64, Path, minimum = 1),
-           ("Idempotency-Key" = Option<String>, Header, description = "replays the first response for the same body")),
+           IdempotencyKey),
     request_body = StockAdjustmentRequest,
     responses((status = 200, body = ProductView),
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),

@@ -180,3 +180,100 @@ async fn metrics_show_requests_by_route_template_pool_use_and_outbox_backlog() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn metrics_count_business_events_once_each_and_refusals_not_at_all() {
+    use crate::helpers::{create_coupon, issue_coupon};
+    let app = spawn_app().await;
+    let scrape = || async {
+        app.client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let count = |text: &str, kind: &str| -> u64 {
+        let prefix = format!(r#"commerce_events_total{{kind="{kind}"}} "#);
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let user = 7;
+    let token = app.user_token(user);
+    let product = app.product_id("Counted widget", 1_000, 10).await;
+    app.charge(user, 10_000).await;
+    let items = json!([{"product_id": product, "quantity": 1}]);
+
+    // place, then pay
+    let r = app
+        .post(
+            "/api/v1/orders",
+            Some(&token),
+            &json!({"user_id": user, "items": items}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let order = r.body["id"].as_i64().unwrap();
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order}/payment"),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let text = scrape().await;
+    assert!(
+        text.lines()
+            .any(|l| l == r#"commerce_events_total{kind="order_paid"} 1"#),
+        "{text}"
+    );
+    assert_eq!(count(&text, "order_placed"), 1, "{text}");
+    assert_eq!(count(&text, "charge_approved"), 1, "{text}");
+
+    // a refused payment counts nothing; a cancel counts once
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order}/payment"),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    r.assert_problem(409, "INVALID_ORDER_STATE");
+    let r = app
+        .post(
+            &format!("/api/v1/orders/{order}/cancel"),
+            Some(&token),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+
+    // pay_now places and pays in one step
+    let r = app
+        .post(
+            "/api/v1/orders",
+            Some(&token),
+            &json!({"user_id": user, "items": items, "pay_now": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+
+    // issue_to users and first-come issues are each an issued coupon
+    let coupon = create_coupon(&app, json!({"issue_to": [8, 9, 9]})).await;
+    assert_eq!(coupon["issued_quantity"], 2);
+    let r = issue_coupon(&app, coupon["id"].as_i64().unwrap(), user).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let r = issue_coupon(&app, coupon["id"].as_i64().unwrap(), user).await;
+    r.assert_problem(409, "COUPON_ALREADY_ISSUED");
+
+    let text = scrape().await;
+    assert_eq!(count(&text, "order_placed"), 2, "{text}");
+    assert_eq!(count(&text, "order_paid"), 2, "{text}");
+    assert_eq!(count(&text, "order_cancelled"), 1, "{text}");
+    assert_eq!(count(&text, "charge_approved"), 1, "{text}");
+    assert_eq!(count(&text, "coupon_issued"), 3, "{text}");
+}

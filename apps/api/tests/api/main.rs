@@ -3,6 +3,7 @@
 
 mod balance;
 mod cart;
+mod contract;
 mod conventions;
 mod coupons;
 mod crash;
