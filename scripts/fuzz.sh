@@ -32,13 +32,14 @@ for _ in $(seq 1 100); do
 done
 admin=$($bin token --admin)
 echo "== schemathesis against $base/api-docs/openapi.json"
-# fresh Idempotency-Keys: see the hooks file
+# fresh Idempotency-Keys: see the hooks file. One worker: two threads have crashed
+# schemathesis itself once (a CPython 3.11 bug), and CI must not be flaky.
 export SCHEMATHESIS_HOOKS=scripts/fuzz_hooks.py
 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
   --header "Authorization: Bearer $admin" \
   --checks not_a_server_error,response_schema_conformance,content_type_conformance \
   --max-examples "${FUZZ_EXAMPLES:-30}" \
-  --workers 2 \
+  --workers 1 \
   --seed 20261121 \
   --request-timeout 10 \
   "$@"

@@ -235,7 +235,7 @@ impl BalanceStore for PgBalanceStore {
                     let row: ChargeRow = balance_charges::table
                         .find(id.get())
                         .select(ChargeRow::as_select())
-                        .for_update()
+                        .for_no_key_update()
                         .first(conn)
                         .await?;
                     match row.status.as_str() {

@@ -174,7 +174,7 @@ pub(crate) async fn use_in_tx(
         .filter(user_coupons::coupon_id.eq(coupon.get()))
         .filter(user_coupons::user_id.eq(user.get()))
         .select(UserCouponRow::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await
         .optional()?;

@@ -185,7 +185,7 @@ pub(crate) async fn lock_order(
     orders::table
         .find(id.get())
         .select(OrderRow::as_select())
-        .for_update()
+        .for_no_key_update()
         .first(conn)
         .await
         .optional()
@@ -520,7 +520,7 @@ impl OrderStore for PgOrderStore {
                     .order(orders::id.asc())
                     .limit(batch)
                     .select(OrderRow::as_select())
-                    .for_update()
+                    .for_no_key_update()
                     .skip_locked()
                     .load(conn)
                     .await?;

@@ -4,7 +4,7 @@
 //! Stock never goes below zero three times over: the pure rule decides on rows held
 //! locked, every decrement is a conditional UPDATE (`... WHERE stock >= qty`), and the
 //! table has `CHECK (stock >= 0)`. Rows of a multi-product change are locked with
-//! `SELECT ... WHERE id = ANY($1) ORDER BY id FOR UPDATE`, always ascending id, so
+//! `SELECT ... WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE`, always ascending id, so
 //! concurrent reservations of the same products in any order cannot deadlock.
 //!
 //! [`reserve_in_tx`] and [`release_in_tx`] run inside the caller's transaction so the
@@ -76,7 +76,7 @@ async fn lock_products(conn: &mut AsyncPgConnection, ids: &[i64]) -> QueryResult
     products::table
         .filter(products::id.eq_any(ids))
         .order(products::id.asc())
-        .for_update()
+        .for_no_key_update()
         .select(ProductRow::as_select())
         .load(conn)
         .await
@@ -164,7 +164,7 @@ pub(crate) async fn release_in_tx(
     products::table
         .filter(products::id.eq_any(&ids))
         .order(products::id.asc())
-        .for_update()
+        .for_no_key_update()
         .select(products::id)
         .load::<i64>(conn)
         .await?;
