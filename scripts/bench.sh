@@ -4,11 +4,11 @@
 #  2. HTTP throughput and latency of pay_now orders and of reads (wrk, if installed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 mkdir -p .data
 server=$(scripts/db.sh)
 db=commerce_bench
-psql "$server" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-url=$(scripts/ensure-db.sh "$server" "$db")
+url=$(fresh_db "$server" "$db")
 export COMMERCE__DATABASE__URL="$url"
 cargo build -q --release -p commerce-api
 bin=target/release/commerce-api
@@ -58,10 +58,9 @@ if ! command -v wrk >/dev/null 2>&1; then
   exit 0
 fi
 port=18082
-COMMERCE__SERVER__PORT=$port COMMERCE__DATA_PLATFORM__URL="" RUST_LOG=error $bin serve > .data/bench-server.log 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.2; done
+export COMMERCE__SERVER__PORT=$port COMMERCE__DATA_PLATFORM__URL=""
+trap stop_server EXIT
+RUST_LOG=error start_server $bin .data/bench-server.log
 token=$($bin token --user 1)
 for _ in $(seq 1 100); do
   curl -fs -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \

@@ -3,6 +3,7 @@
 # and checks that the operations list renders, with every request kept on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 mkdir -p .data
 if ! command -v chromium >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -14,16 +15,15 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 server=$(scripts/db.sh)
-export COMMERCE__DATABASE__URL=$(scripts/ensure-db.sh "$server" commerce_docs)
+COMMERCE__DATABASE__URL=$(fresh_db "$server" commerce_docs)
+export COMMERCE__DATABASE__URL
 export COMMERCE__SERVER__PORT=${DOCS_PORT:-18081}
 cargo build -q -p commerce-api
 bin=target/debug/commerce-api
-RUST_LOG=info $bin serve > .data/docs-server.log 2>&1 &
-pid=$!
 profile=$(mktemp -d)
-trap 'kill $pid 2>/dev/null || true; rm -rf "$profile"' EXIT
+trap 'stop_server; rm -rf "$profile"' EXIT
+RUST_LOG=info start_server $bin .data/docs-server.log
 base="http://127.0.0.1:$COMMERCE__SERVER__PORT"
-for _ in $(seq 1 100); do curl -fs "$base/health/live" >/dev/null 2>&1 && break; sleep 0.2; done
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
   --disable-background-networking --disable-component-update --disable-sync
   --disable-default-apps --disable-extensions --user-data-dir="$profile"

@@ -4,11 +4,11 @@
 # Uses a fresh database (commerce_fuzz, or $FUZZ_DB) and a private port ($FUZZ_PORT).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 mkdir -p .data
 server=$(scripts/db.sh)
 db=${FUZZ_DB:-commerce_fuzz}
-psql "$server" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null
-app_url=$(scripts/ensure-db.sh "$server" "$db")
+app_url=$(fresh_db "$server" "$db")
 export COMMERCE__DATABASE__URL="$app_url"
 export COMMERCE__SERVER__PORT=${FUZZ_PORT:-18080}
 export COMMERCE__DATA_PLATFORM__URL=""
@@ -22,14 +22,9 @@ cargo build -q -p commerce-api
 bin=target/debug/commerce-api
 $bin migrate >/dev/null
 $bin seed >/dev/null
-RUST_LOG=warn $bin serve > .data/fuzz-server.log 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT
+trap stop_server EXIT
+RUST_LOG=warn start_server $bin .data/fuzz-server.log
 base="http://127.0.0.1:$COMMERCE__SERVER__PORT"
-for _ in $(seq 1 100); do
-  curl -fs "$base/health/ready" >/dev/null 2>&1 && break
-  sleep 0.2
-done
 admin=$($bin token --admin)
 echo "== schemathesis against $base/api-docs/openapi.json"
 # fresh Idempotency-Keys: see the hooks file. One worker: two threads have crashed

@@ -6,6 +6,7 @@ use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::{Event, Metrics};
+use crate::routes::products::{out_of_stock, product_not_found};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method};
@@ -177,10 +178,6 @@ impl PlaceOrderRequest {
     }
 }
 
-fn ids(ids: &[ProductId]) -> Vec<i64> {
-    ids.iter().map(|p| p.get()).collect()
-}
-
 fn insufficient(balance: kernel::Money, required: kernel::Money) -> ApiError {
     ApiError::conflict(
         ProblemCode::InsufficientBalance,
@@ -197,14 +194,8 @@ fn insufficient(balance: kernel::Money, required: kernel::Money) -> ApiError {
 impl From<PlaceOrderError> for ApiError {
     fn from(e: PlaceOrderError) -> Self {
         match e {
-            PlaceOrderError::ProductNotFound { product_ids } => {
-                ApiError::not_found(ProblemCode::ProductNotFound, format!("no such products: {:?}", ids(&product_ids)))
-                    .with("product_ids", ids(&product_ids))
-            }
-            PlaceOrderError::OutOfStock { product_ids } => {
-                ApiError::conflict(ProblemCode::OutOfStock, format!("not enough stock for products {:?}", ids(&product_ids)))
-                    .with("product_ids", ids(&product_ids))
-            }
+            PlaceOrderError::ProductNotFound { product_ids } => product_not_found(&product_ids),
+            PlaceOrderError::OutOfStock { product_ids } => out_of_stock(&product_ids),
             PlaceOrderError::CouponNotFound => ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon"),
             PlaceOrderError::CouponNotUsable => ApiError::conflict(
                 ProblemCode::CouponNotUsable,
