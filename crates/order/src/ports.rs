@@ -61,6 +61,9 @@ pub trait OrderStore: Send + Sync {
 
     async fn get(&self, id: OrderId) -> anyhow::Result<Option<Order>>;
 
+    /// Who placed the order (one cheap read, for authorisation before acting on it).
+    async fn owner(&self, id: OrderId) -> anyhow::Result<Option<UserId>>;
+
     /// The user's orders, newest first (descending id).
     async fn list_for_user(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<Order>>;
 

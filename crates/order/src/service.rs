@@ -54,6 +54,10 @@ impl OrderService {
         self.store.get(id).await
     }
 
+    pub async fn owner(&self, id: OrderId) -> anyhow::Result<Option<UserId>> {
+        self.store.owner(id).await
+    }
+
     pub async fn list_for_user(
         &self,
         user: UserId,

@@ -12,7 +12,7 @@ use crate::state::AppState;
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 use kernel::{CouponId, OrderId, ProductId, Quantity, UserId};
-use order::{CancelOrderError, LineRequest, Order, OrderStatus, PlaceOrder, PlaceOrderError};
+use order::{CancelOrderError, LineRequest, OrderStatus, PlaceOrder, PlaceOrderError};
 use payment::PayOrderError;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -245,19 +245,21 @@ impl From<CancelOrderError> for ApiError {
 }
 
 /// Loads an order the caller may see: 404 when missing, 403 when another user's.
-async fn owned_order(
+fn order_not_found() -> ApiError {
+    ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
+}
+
+/// The `{order_id}` of the path, if the caller may act on that order: 404 when it does
+/// not exist, 403 when it is another user's. One cheap read (the owner only).
+async fn owned_order_id(
     state: &AppState,
     caller: Caller,
     req: &HttpRequest,
-) -> Result<Order, ApiError> {
+) -> Result<OrderId, ApiError> {
     let id = parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")?;
-    let order = state
-        .orders
-        .get(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(ProblemCode::OrderNotFound, "no such order"))?;
-    caller.ensure_may_act_for(order.user_id)?;
-    Ok(order)
+    let owner = state.orders.owner(id).await?.ok_or_else(order_not_found)?;
+    caller.ensure_may_act_for(owner)?;
+    Ok(id)
 }
 
 /// Places an order: reserves stock, uses the coupon, prices it, saves it PENDING (or
@@ -303,7 +305,10 @@ pub async fn get_order(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(owned_order(&state, caller, &req).await?))
+    let id = parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")?;
+    let order = state.orders.get(id).await?.ok_or_else(order_not_found)?;
+    caller.ensure_may_act_for(order.user_id)?;
+    Ok(HttpResponse::Ok().json(order))
 }
 
 /// The user's orders, newest first.
@@ -339,8 +344,8 @@ pub async fn pay_order(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = owned_order(&state, caller, &req).await?;
-    let paid = state.payments.pay(order.id).await?;
+    let id = owned_order_id(&state, caller, &req).await?;
+    let paid = state.payments.pay(id).await?;
     metrics.count(Event::OrderPaid);
     Ok(HttpResponse::Ok().json(paid))
 }
@@ -360,8 +365,8 @@ pub async fn cancel_order(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let order = owned_order(&state, caller, &req).await?;
-    let cancelled = state.orders.cancel(order.id).await?;
+    let id = owned_order_id(&state, caller, &req).await?;
+    let cancelled = state.orders.cancel(id).await?;
     metrics.count(Event::OrderCancelled);
     Ok(HttpResponse::Ok().json(cancelled))
 }

@@ -540,6 +540,19 @@ impl OrderStore for PgOrderStore {
         Ok(load_orders(&mut conn, &[id.get()]).await?.pop())
     }
 
+    async fn owner(&self, id: OrderId) -> anyhow::Result<Option<UserId>> {
+        let mut conn = conn(&self.pool).await?;
+        let user: Option<i64> = orders::table
+            .find(id.get())
+            .select(orders::user_id)
+            .first(&mut conn)
+            .await
+            .optional()
+            .context("reading an order's owner")?;
+        user.map(|u| valid(UserId::try_from(u), "user id"))
+            .transpose()
+    }
+
     async fn list_for_user(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<Order>> {
         let mut conn = conn(&self.pool).await?;
         let mut query = orders::table
