@@ -3,18 +3,19 @@
 #   1. $DATABASE_URL if set;
 #   2. else a local server on 127.0.0.1:5432 that lets user "postgres" in;
 #   3. else a private cluster under .data/pg (initdb + pg_ctl, port 54329).
+# COMMERCE_PRIVATE_DB=1 skips 1 and 2 (the fresh-laptop path, on any machine).
 # Messages go to stderr; only the URL goes to stdout.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 say() { echo "db: $*" >&2; }
 
-if [ -n "${DATABASE_URL:-}" ]; then
+if [ -n "${DATABASE_URL:-}" ] && [ -z "${COMMERCE_PRIVATE_DB:-}" ]; then
   echo "$DATABASE_URL"
   exit 0
 fi
 
 local_url="postgres://postgres@127.0.0.1:5432/postgres"
-if command -v psql >/dev/null 2>&1 && psql "$local_url" -tAqc 'SELECT 1' >/dev/null 2>&1; then
+if [ -z "${COMMERCE_PRIVATE_DB:-}" ] && command -v psql >/dev/null 2>&1 && psql "$local_url" -tAqc 'SELECT 1' >/dev/null 2>&1; then
   say "using the local server at 127.0.0.1:5432"
   echo "$local_url"
   exit 0
