@@ -57,6 +57,40 @@ impl OrderRow {
         OrderStatus::parse(&self.status)
             .ok_or_else(|| anyhow!("unknown order status {}", self.status))
     }
+
+    /// The order this row and its lines and payment make up.
+    pub(crate) fn to_order(
+        &self,
+        items: Vec<OrderLine>,
+        payment: Option<OrderPayment>,
+    ) -> anyhow::Result<Order> {
+        let row = self;
+        Ok(Order {
+            id: valid(OrderId::try_from(row.id), "order id")?,
+            user_id: valid(UserId::try_from(row.user_id), "user id")?,
+            status: row.status()?,
+            items,
+            subtotal: money(row.subtotal)?,
+            discount: money(row.discount)?,
+            total: money(row.total)?,
+            coupon_id: row
+                .coupon_id
+                .map(CouponId::try_from)
+                .transpose()
+                .map_err(|e| anyhow!("{e}"))?,
+            created_at: row.created_at,
+            expires_at: row.expires_at,
+            paid_at: row.paid_at,
+            cancelled_at: row.cancelled_at,
+            cancel_reason: match &row.cancel_reason {
+                Some(r) => Some(
+                    CancelReason::parse(r).ok_or_else(|| anyhow!("unknown cancel reason {r}"))?,
+                ),
+                None => None,
+            },
+            payment,
+        })
+    }
 }
 
 #[derive(Queryable, Selectable)]
@@ -141,31 +175,7 @@ pub(crate) async fn load_orders(
             }),
             None => None,
         };
-        out.push(Order {
-            id: valid(OrderId::try_from(row.id), "order id")?,
-            user_id: valid(UserId::try_from(row.user_id), "user id")?,
-            status: row.status()?,
-            items,
-            subtotal: money(row.subtotal)?,
-            discount: money(row.discount)?,
-            total: money(row.total)?,
-            coupon_id: row
-                .coupon_id
-                .map(CouponId::try_from)
-                .transpose()
-                .map_err(|e| anyhow!("{e}"))?,
-            created_at: row.created_at,
-            expires_at: row.expires_at,
-            paid_at: row.paid_at,
-            cancelled_at: row.cancelled_at,
-            cancel_reason: match &row.cancel_reason {
-                Some(r) => Some(
-                    CancelReason::parse(r).ok_or_else(|| anyhow!("unknown cancel reason {r}"))?,
-                ),
-                None => None,
-            },
-            payment,
-        });
+        out.push(row.to_order(items, payment)?);
     }
     Ok(out)
 }
@@ -486,7 +496,8 @@ impl OrderStore for PgOrderStore {
                         })
                     });
                 }
-                load_order(conn, id).await.map_err(unexpected)
+                // built from what was just written: no need to read it back
+                row.to_order(items, None).map_err(unexpected)
             })
             .await;
         finish(result, "placing an order")
