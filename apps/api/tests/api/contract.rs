@@ -45,6 +45,42 @@ const CONTRACT: &[(&str, &str)] = &[
     ("POST", "/api/v1/admin/outbox/{event_id}/retry"),
 ];
 
+/// Routes and codes API.md has grown that are not built yet, each with the issue that
+/// brings it. main stays green while the contract lands in pieces; the lists empty as
+/// they land (a pending entry that gets built fails `nothing_pending_is_already_built`).
+const PENDING_ROUTES: &[(&str, &str, &str)] = &[
+    ("GET", "/api/v1/admin/orders", "#13 admin order search"),
+    ("GET", "/api/v1/admin/outbox/{}", "#12 delivery"),
+    ("GET", "/api/v1/admin/outbox/{}/attempts", "#12 delivery"),
+    ("POST", "/api/v1/admin/outbox/retries", "#12 delivery"),
+    ("PATCH", "/api/v1/admin/products/{}", "#11 drops"),
+    ("POST", "/api/v1/admin/coupons/{}/deactivate", "#13 coupons"),
+    ("POST", "/api/v1/orders/{}/refunds", "#13 partial refunds"),
+    (
+        "POST",
+        "/api/v1/users/{}/notifications/{}/read",
+        "#13 notifications",
+    ),
+];
+
+/// Codes API.md names that no built route emits yet, with the issue that brings each.
+const PENDING_CODES: &[(&str, &str)] = &[
+    ("NOTIFICATION_NOT_FOUND", "#13 notifications"),
+    ("PURCHASE_LIMIT_EXCEEDED", "#11 drops"),
+    ("REFUND_EXCEEDS_ORDER", "#13 partial refunds"),
+];
+
+fn pending_routes() -> Routes {
+    PENDING_ROUTES
+        .iter()
+        .map(|(m, p, _)| (m.to_string(), p.to_string()))
+        .collect()
+}
+
+fn pending_codes() -> BTreeSet<String> {
+    PENDING_CODES.iter().map(|(c, _)| c.to_string()).collect()
+}
+
 /// Served, but not API routes: not in the OpenAPI document.
 const NOT_API: &[&str] = &["/metrics", "/api-docs/openapi.json", "/docs"];
 
@@ -243,12 +279,34 @@ fn the_registered_routes_are_exactly_the_contract() {
         eprintln!("API.md not found; checked against the written-out contract only");
         return;
     };
+    let promised: Routes = shapes(&api_md_routes(&text))
+        .difference(&pending_routes())
+        .cloned()
+        .collect();
     assert_same(
-        "API.md",
-        &shapes(&api_md_routes(&text)),
+        "API.md (pending routes left out)",
+        &promised,
         "the contract (path parameters unnamed)",
         &shapes(&contract()),
     );
+}
+
+#[test]
+fn nothing_pending_is_already_built() {
+    let built = shapes(&registered());
+    for (method, path, issue) in PENDING_ROUTES {
+        assert!(
+            !built.contains(&(method.to_string(), path.to_string())),
+            "{method} {path} is built: take it off PENDING_ROUTES ({issue}) and add it to CONTRACT"
+        );
+    }
+    let emitted: BTreeSet<&str> = ProblemCode::ALL.iter().map(|c| c.as_str()).collect();
+    for (code, issue) in PENDING_CODES {
+        assert!(
+            !emitted.contains(code),
+            "{code} is emitted now: take it off PENDING_CODES ({issue})"
+        );
+    }
 }
 
 #[test]
@@ -305,7 +363,11 @@ fn every_problem_code_api_md_names_is_documented() {
         "the codes the server can emit",
         &emitted,
     );
-    let missing: Vec<_> = contract_codes().difference(&documented).cloned().collect();
+    let missing: Vec<_> = contract_codes()
+        .difference(&documented)
+        .filter(|c| !pending_codes().contains(*c))
+        .cloned()
+        .collect();
     assert!(
         missing.is_empty(),
         "codes of API.md missing from the document: {missing:?}"
@@ -421,10 +483,13 @@ fn each_route_documents_the_codes_api_md_lists_for_it() {
         let Some((method, path)) = routes.iter().next() else {
             continue;
         };
+        if pending_routes().contains(&(method.clone(), shape(path))) {
+            continue;
+        }
         let Some(documented) = responses.get(&(method.clone(), shape(path))) else {
             panic!("{method} {path} of API.md is not documented");
         };
-        for code in codes_in(line) {
+        for code in codes_in(line).difference(&pending_codes()) {
             assert!(
                 documented.iter().any(|(_, d)| words(d).any(|w| w == code)),
                 "{method} {path}: API.md lists {code}, the document does not"
