@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 mkdir -p .data
 server=$(scripts/db.sh)
-db=commerce_bench
+db=commerce_bench_$COMMERCE_DB_TAG
 url=$(fresh_db "$server" "$db")
 export COMMERCE__DATABASE__URL="$url"
 cargo build -q --release -p commerce-api

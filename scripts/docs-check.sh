@@ -15,7 +15,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 server=$(scripts/db.sh)
-COMMERCE__DATABASE__URL=$(fresh_db "$server" commerce_docs)
+COMMERCE__DATABASE__URL=$(fresh_db "$server" "commerce_docs_$COMMERCE_DB_TAG")
 export COMMERCE__DATABASE__URL
 export COMMERCE__SERVER__PORT=${DOCS_PORT:-18081}
 cargo build -q -p commerce-api

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 mkdir -p .data
 server=$(scripts/db.sh)
-db=${FUZZ_DB:-commerce_fuzz}
+db=${FUZZ_DB:-commerce_fuzz_$COMMERCE_DB_TAG}
 app_url=$(fresh_db "$server" "$db")
 export COMMERCE__DATABASE__URL="$app_url"
 export COMMERCE__SERVER__PORT=${FUZZ_PORT:-18080}

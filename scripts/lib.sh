@@ -1,4 +1,12 @@
-# Shared by the scripts that run a real server (fuzz, bench, docs-check). Source it.
+# Shared by the scripts that run a real server (run, test, fuzz, bench, docs-check). Source it.
+
+# A short tag of this checkout (from its path): databases on a shared server are named
+# after it, so two clones never use, or drop, each other's databases.
+checkout_tag() {
+  printf '%s' "$(pwd -P)" | cksum | awk '{ printf "%08x", $1 }'
+}
+COMMERCE_DB_TAG=${COMMERCE_DB_TAG:-$(checkout_tag)}
+export COMMERCE_DB_TAG
 
 # fresh_db SERVER_URL NAME: drops database NAME if it exists, creates it, prints its URL.
 fresh_db() {

@@ -2,11 +2,12 @@
 # make run: build, provision PostgreSQL, migrate, seed demo data, serve on :8080.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 if [ -n "${DATABASE_URL:-}" ] || [ -n "${COMMERCE__DATABASE__URL:-}" ]; then
   app_url=${COMMERCE__DATABASE__URL:-$DATABASE_URL}
 else
   server=$(scripts/db.sh)
-  app_url=$(scripts/ensure-db.sh "$server" commerce)
+  app_url=$(scripts/ensure-db.sh "$server" "commerce_$COMMERCE_DB_TAG")
 fi
 export COMMERCE__DATABASE__URL="$app_url"
 echo "== building"

@@ -2,12 +2,14 @@
 # make test: lint, the dependency rule, then every test against a real PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/lib.sh
 DATABASE_URL=$(scripts/db.sh)
 export DATABASE_URL
 echo "== format"; cargo fmt --all --check
 echo "== clippy"; cargo clippy --workspace --all-targets -- -D warnings
 echo "== dependency rule"; scripts/check-deps.sh
 scripts/drop-test-dbs.sh "$DATABASE_URL"
+trap 'scripts/drop-test-dbs.sh "$DATABASE_URL"' EXIT
 echo "== tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"

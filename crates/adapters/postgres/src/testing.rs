@@ -3,7 +3,9 @@
 //! The template (`commerce_tpl_<hash of migrations>`) is built once under an advisory
 //! lock, so test processes running in parallel share it; each test then gets
 //! `CREATE DATABASE ... TEMPLATE`, which takes a few milliseconds. The server comes
-//! from `DATABASE_URL` (any database on it; `make test` sets it).
+//! from `DATABASE_URL` (any database on it; `make test` sets it). Names carry
+//! `COMMERCE_DB_TAG` (`make test` sets it from the checkout's path, default `dev`), so
+//! checkouts sharing a server never drop each other's databases.
 
 use crate::migrate::run_migrations;
 use crate::pool::{build_pool, PgPool, PoolSettings};
@@ -34,6 +36,13 @@ pub fn with_database(url: &str, db: &str) -> String {
     };
     let query = tail.find('?').map_or("", |i| &tail[i..]);
     format!("{head}{authority}/{db}{query}")
+}
+
+fn tag() -> String {
+    std::env::var("COMMERCE_DB_TAG")
+        .ok()
+        .filter(|t| !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "dev".to_string())
 }
 
 fn server_url() -> String {
@@ -84,7 +93,7 @@ impl TestDatabase {
     /// Creates a fresh database with every migration applied.
     pub async fn create() -> TestDatabase {
         let admin_url = server_url();
-        let template = format!("commerce_tpl_{}", migrations_fingerprint());
+        let template = format!("commerce_tpl_{}_{}", tag(), migrations_fingerprint());
         let mut admin = AsyncPgConnection::establish(&admin_url)
             .await
             .unwrap_or_else(|e| {
@@ -125,7 +134,7 @@ impl TestDatabase {
             &format!("SELECT pg_advisory_unlock({TEMPLATE_LOCK})"),
         )
         .await;
-        let name = format!("commerce_test_{}", uuid::Uuid::new_v4().simple());
+        let name = format!("commerce_test_{}_{}", tag(), uuid::Uuid::new_v4().simple());
         exec(
             &mut admin,
             &format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""),
