@@ -19,6 +19,8 @@ pub mod schema;
 pub mod stock;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_proxy;
 mod tx;
 
 pub use balance::PgBalanceStore;
