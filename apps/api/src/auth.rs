@@ -54,6 +54,14 @@ impl Caller {
         }
     }
 
+    /// The caller as the use cases see it.
+    pub fn actor(&self) -> kernel::Actor {
+        match self {
+            Caller::User(id) => kernel::Actor::User(*id),
+            Caller::Admin => kernel::Actor::Admin,
+        }
+    }
+
     /// Stable name for scoping idempotency keys.
     pub fn key(&self) -> String {
         match self {

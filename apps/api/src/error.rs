@@ -130,6 +130,9 @@ problem_codes! {
     InvalidOrderState = "INVALID_ORDER_STATE",
     /// 409: the order expired before it was paid.
     OrderExpired = "ORDER_EXPIRED",
+    /// 409: a refund asks for more units than ordered and not yet refunded, or for
+    /// products not in the order (`product_ids` names them).
+    RefundExceedsOrder = "REFUND_EXCEEDS_ORDER",
     /// 404: no such event in the outbox.
     EventNotFound = "EVENT_NOT_FOUND",
     /// 409: only a DEAD outbox event can be retried.
@@ -308,6 +311,13 @@ impl fmt::Display for ApiError {
 /// Unexpected failures become 500 (or 503 when the database pool gave up).
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
+        if e.chain().any(|c| c.is::<kernel::ClaimLost>()) {
+            // another request with the same key committed first; its answer is stored
+            return ApiError::conflict(
+                ProblemCode::RequestInProgress,
+                "another request with this Idempotency-Key completed first; send it again to get its answer",
+            );
+        }
         let pool_exhausted = e
             .chain()
             .any(|c| c.to_string().contains("getting a database connection"));

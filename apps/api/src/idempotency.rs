@@ -2,6 +2,13 @@
 //! request with a key runs and its response is stored; the same key and body from the
 //! same caller replays it; another body gets 422 IDEMPOTENCY_KEY_REUSED; a duplicate
 //! while the first still runs gets 409 REQUEST_IN_PROGRESS. Stored in PostgreSQL.
+//!
+//! Crash-safe: the middleware claims the key before the handler runs and hands the
+//! claim to it ([`Idempotency`]); a use case that changes state records its answer IN
+//! ITS OWN TRANSACTION (a `kernel::Completion`), so if the server dies after the work
+//! committed, a retry finds the record and replays it instead of doing the work again.
+//! Such a response is marked and not stored a second time. Answers with nothing
+//! committed (refusals) are stored by the middleware afterwards, as before.
 
 use crate::auth::JwtKeys;
 use crate::error::{ApiError, ProblemCode};
@@ -10,10 +17,83 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage, HttpResponse, ResponseError};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures::StreamExt;
+use kernel::{Completion, IdempotencyClaim, RecordedResponse};
 use postgres_adapter::{BeginOutcome, PgIdempotencyStore, StoredResponse};
 use sha2::{Digest, Sha256};
+use std::future::{ready, Ready};
+
+/// The claim this request holds on its `Idempotency-Key` (set by the middleware).
+#[derive(Clone)]
+struct HeldClaim(IdempotencyClaim);
+
+/// Marks a response whose answer the use case recorded in its own transaction.
+#[derive(Clone, Copy)]
+struct RecordedInTransaction;
+
+/// The request's claim on its `Idempotency-Key`, for handlers: they pass
+/// [`Idempotency::completion`] to the use case, which records the answer with its
+/// effects, and answer with [`Idempotency::respond`].
+pub struct Idempotency(Option<IdempotencyClaim>);
+
+impl FromRequest for Idempotency {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        ready(Ok(Idempotency(
+            req.extensions().get::<HeldClaim>().map(|h| h.0.clone()),
+        )))
+    }
+}
+
+impl Idempotency {
+    /// What the use case needs to record its answer (none without a key).
+    pub fn completion<T: 'static>(
+        &self,
+        render: fn(&T) -> RecordedResponse,
+    ) -> Option<Completion<T>> {
+        self.0
+            .as_ref()
+            .map(|claim| Completion::new(claim.clone(), render))
+    }
+
+    /// The response for an answer the use case recorded (when there was a key): byte
+    /// for byte the record.
+    pub fn respond(&self, answer: RecordedResponse) -> HttpResponse {
+        let mut res =
+            HttpResponse::build(StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK));
+        for (name, value) in answer.headers {
+            if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+                res.insert_header((n, v));
+            }
+        }
+        let mut res = res.body(answer.body);
+        if self.0.is_some() {
+            res.extensions_mut().insert(RecordedInTransaction);
+        }
+        res
+    }
+}
+
+/// An answer with a JSON body (and a `Location`, for a creation).
+pub fn json_answer<T: serde::Serialize>(
+    status: StatusCode,
+    location: Option<String>,
+    value: &T,
+) -> RecordedResponse {
+    let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+    if let Some(location) = location {
+        headers.push(("location".to_string(), location));
+    }
+    RecordedResponse {
+        status: status.as_u16(),
+        headers,
+        // serialising our own response types cannot fail
+        body: serde_json::to_vec(value).unwrap_or_default(),
+    }
+}
 
 pub const HEADER: &str = "Idempotency-Key";
 
@@ -84,7 +164,15 @@ pub async fn idempotency(
     let caller = caller.key();
 
     let refusal = match store.begin(&caller, &key, &hash).await {
-        Ok(BeginOutcome::Claimed) => None,
+        Ok(BeginOutcome::Claimed(claim_id)) => {
+            req.extensions_mut().insert(HeldClaim(IdempotencyClaim {
+                caller: caller.clone(),
+                key: key.clone(),
+                request_hash: hash.clone(),
+                claim_id,
+            }));
+            None
+        }
         Ok(BeginOutcome::Replay(stored)) => return Ok(req.into_response(replay(stored))),
         Ok(BeginOutcome::Mismatch) => Some(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -109,6 +197,15 @@ pub async fn idempotency(
             return Err(e);
         }
     };
+    if res
+        .response()
+        .extensions()
+        .get::<RecordedInTransaction>()
+        .is_some()
+    {
+        // recorded with the work, in its transaction
+        return Ok(res);
+    }
     let status = res.status();
     if status.is_server_error() {
         // The outcome is unknown to the client; let a retry run the request again.

@@ -70,7 +70,12 @@ async fn seed_balances(pool: &PgPool) -> anyhow::Result<Vec<String>> {
         {
             let amount = ChargeAmount::try_from(100_000)?;
             charges
-                .charge(user, amount, PaymentMethod::try_from("card".to_string())?)
+                .charge(
+                    user,
+                    amount,
+                    PaymentMethod::try_from("card".to_string())?,
+                    None,
+                )
                 .await?;
             added.push(format!("user {id}: balance charged with 100,000 won"));
         }

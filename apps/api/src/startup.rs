@@ -17,16 +17,15 @@ use kernel::{Clock, SystemClock};
 use order::cart::CartService;
 use order::relay::OutboxAdmin;
 use order::OrderService;
-use payment::PaymentService;
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
 use postgres_adapter::cart::PgCartStore;
 use postgres_adapter::coupon::PgCouponStore;
 use postgres_adapter::notification::PgNotificationInbox;
 use postgres_adapter::stock::PgStockStore;
+use postgres_adapter::PgOrderStore;
 use postgres_adapter::{
     build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PgOutboxStore, PoolSettings,
 };
-use postgres_adapter::{PgOrderStore, PgPaymentStore};
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,10 +96,6 @@ impl Application {
             Arc::new(SystemClock),
             Duration::from_secs(settings.orders.pending_ttl_seconds),
         );
-        let payments = PaymentService::new(
-            Arc::new(PgPaymentStore::new(pool.clone())),
-            Arc::new(SystemClock),
-        );
         let outbox = OutboxAdmin::new(
             Arc::new(PgOutboxStore::new(pool.clone())),
             Arc::new(SystemClock),
@@ -126,7 +121,6 @@ impl Application {
             coupons,
             outbox,
             orders,
-            payments,
         });
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);

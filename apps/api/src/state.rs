@@ -5,7 +5,6 @@ use coupon::CouponService;
 use order::cart::CartService;
 use order::relay::OutboxAdmin;
 use order::OrderService;
-use payment::PaymentService;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
 use stock::StockService;
@@ -21,5 +20,4 @@ pub struct AppState {
     pub coupons: CouponService,
     pub outbox: OutboxAdmin,
     pub orders: OrderService,
-    pub payments: PaymentService,
 }

@@ -1,4 +1,4 @@
-use kernel::{ChargeId, Money, OrderId, Timestamp, UserId};
+use kernel::{ChargeId, Money, OrderId, RefundId, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -118,37 +118,131 @@ impl fmt::Display for GatewayTransactionId {
 /// A charge to open: recorded (and its headroom reserved) before the gateway is called.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCharge {
+    /// Whose balance grows.
     pub user_id: UserId,
+    /// How much.
     pub amount: ChargeAmount,
+    /// Passed to the gateway as is.
     pub method: PaymentMethod,
+    /// When the charge is opened.
     pub now: Timestamp,
+    /// The request that opens it (its `Idempotency-Key` claim), if any: a retry of the
+    /// same request finds this charge again instead of opening (and paying) another.
+    pub claim_id: Option<uuid::Uuid>,
 }
 
-/// A charge recorded but not yet settled with the gateway's answer.
+/// Where a charge is in its life.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PendingCharge {
+pub enum ChargeStatus {
+    /// Recorded, its headroom reserved; the gateway's answer is not settled yet.
+    Pending,
+    /// The gateway approved it and the balance was credited.
+    Approved {
+        /// The gateway's transaction.
+        transaction: GatewayTransactionId,
+        /// The balance right after the credit.
+        balance_after: Money,
+    },
+    /// The gateway declined it; nothing was credited.
+    Declined {
+        /// The gateway's reason.
+        reason: String,
+    },
+}
+
+/// A charge as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// Its id, the gateway's idempotency reference.
     pub id: ChargeId,
+    /// Whose balance it credits.
     pub user_id: UserId,
+    /// How much.
     pub amount: Money,
+    /// How the user pays the gateway.
     pub method: PaymentMethod,
+    /// When it was opened.
     pub created_at: Timestamp,
+    /// Pending, approved or declined.
+    pub status: ChargeStatus,
+}
+
+impl Charge {
+    /// The receipt of an approved charge (`None` while pending or when declined).
+    pub fn receipt(&self) -> Option<ChargeReceipt> {
+        match &self.status {
+            ChargeStatus::Approved {
+                transaction,
+                balance_after,
+            } => Some(ChargeReceipt {
+                charge_id: self.id,
+                user_id: self.user_id,
+                amount: self.amount,
+                balance: *balance_after,
+                gateway_transaction_id: transaction.clone(),
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// An approved, credited charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChargeReceipt {
+    /// The charge.
     pub charge_id: ChargeId,
+    /// Whose balance it credited.
     pub user_id: UserId,
+    /// How much.
     pub amount: Money,
     /// The balance right after this charge was credited.
     pub balance: Money,
+    /// The gateway's transaction.
     pub gateway_transaction_id: GatewayTransactionId,
 }
 
 /// The balance row as the adapter read it under lock, for the pure rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct BalanceSnapshot {
+    /// What the user may spend now.
     pub balance: Money,
     /// Sum of charges opened but not settled: they may still be credited.
     pub pending_credit: Money,
+}
+
+/// One immutable history row to write with a balance change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerEntry {
+    /// Whose balance.
+    pub user_id: UserId,
+    /// CHARGE, PAYMENT or REFUND.
+    pub kind: HistoryKind,
+    /// The signed change: positive for CHARGE and REFUND, negative (or zero, for an
+    /// order made free by a coupon) for PAYMENT.
+    pub amount: i64,
+    /// The balance right after the change.
+    pub balance_after: Money,
+    /// The order a PAYMENT or REFUND belongs to.
+    pub order_id: Option<OrderId>,
+    /// The partial refund a REFUND row records (none for a cancellation's refund).
+    pub refund_id: Option<RefundId>,
+    /// The charge a CHARGE row records.
+    pub charge_id: Option<ChargeId>,
+}
+
+/// A change of a user's balance as a use case must write it: the new value, guarded by
+/// the value it was decided on, and the history row that records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BalanceChange {
+    /// The balance the decision saw (`None`: the user had no balance row yet).
+    pub before: Option<Money>,
+    /// The history row, whose `balance_after` is the new balance.
+    pub entry: LedgerEntry,
+}
+
+impl BalanceChange {
+    /// The balance after the change.
+    pub fn after(&self) -> Money {
+        self.entry.balance_after
+    }
 }

@@ -2,19 +2,27 @@
 
 use crate::model::*;
 use crate::ports::*;
-use kernel::{Clock, Money, Page, PageRequest, UserId};
+use crate::rules::*;
+use kernel::{Clock, Completion, Money, Page, PageRequest, UserId};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Why a charge did not credit the balance.
 #[derive(Debug, thiserror::Error)]
 pub enum ChargeError {
+    /// The balance, with every charge still at the gateway, would pass the limit.
     #[error("the balance would pass {MAX_BALANCE}")]
     BalanceLimitExceeded,
+    /// The gateway refused; nothing was credited.
     #[error("the payment gateway declined the charge: {reason}")]
-    PaymentDeclined { reason: String },
+    PaymentDeclined {
+        /// The gateway's reason.
+        reason: String,
+    },
     /// The outcome is unknown; the charge stays PENDING and recovery settles it later.
     #[error("the payment gateway is unavailable")]
     GatewayUnavailable(#[source] GatewayUnavailable),
+    /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -22,7 +30,7 @@ pub enum ChargeError {
 impl From<OpenChargeError> for ChargeError {
     fn from(e: OpenChargeError) -> Self {
         match e {
-            OpenChargeError::LimitExceeded => ChargeError::BalanceLimitExceeded,
+            OpenChargeError::LimitExceeded(_) => ChargeError::BalanceLimitExceeded,
             OpenChargeError::Unexpected(e) => ChargeError::Unexpected(e),
         }
     }
@@ -31,11 +39,15 @@ impl From<OpenChargeError> for ChargeError {
 /// What recovery did with stale charges.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Charges the gateway approved: credited now.
     pub approved: usize,
+    /// Charges the gateway declined: settled as declined.
     pub declined: usize,
+    /// Charges whose outcome is still unknown (the gateway did not answer).
     pub still_pending: usize,
 }
 
+/// Charging balances through the payment gateway.
 #[derive(Clone)]
 pub struct ChargeService {
     store: Arc<dyn BalanceStore>,
@@ -44,6 +56,7 @@ pub struct ChargeService {
 }
 
 impl ChargeService {
+    /// A service over `store` and `gateway`.
     pub fn new(
         store: Arc<dyn BalanceStore>,
         gateway: Arc<dyn PaymentGateway>,
@@ -56,10 +69,12 @@ impl ChargeService {
         }
     }
 
+    /// The user's balance (zero for a user never charged).
     pub async fn balance(&self, user: UserId) -> anyhow::Result<Money> {
         self.store.balance(user).await
     }
 
+    /// The user's history, newest first.
     pub async fn history(
         &self,
         user: UserId,
@@ -71,40 +86,71 @@ impl ChargeService {
     /// Charges the user's balance through the gateway.
     ///
     /// The charge is recorded (headroom reserved) before the gateway is called, and the
-    /// gateway is called with no transaction open; only an approval credits the balance.
+    /// gateway is called with no transaction open; only an approval credits the balance,
+    /// and the credit records `completion`'s answer in its own transaction. A retry of a
+    /// request (same `completion` claim) that opened a charge before carries on with that
+    /// charge: settles it if it is still pending (the gateway is idempotent on the charge
+    /// id), or answers with its outcome. It never opens a second one.
     pub async fn charge(
         &self,
         user_id: UserId,
         amount: ChargeAmount,
         method: PaymentMethod,
+        completion: Option<Completion<ChargeReceipt>>,
     ) -> Result<ChargeReceipt, ChargeError> {
-        let pending = self
+        let charge = self
             .store
-            .open_charge(NewCharge {
-                user_id,
-                amount,
-                method,
-                now: self.clock.now(),
-            })
+            .open_charge(
+                NewCharge {
+                    user_id,
+                    amount,
+                    method,
+                    now: self.clock.now(),
+                    claim_id: completion.as_ref().map(|c| c.claim.claim_id),
+                },
+                Box::new(move |snapshot| plan_open_charge(snapshot, amount)),
+            )
             .await?;
-        self.settle(&pending).await
+        match &charge.status {
+            ChargeStatus::Pending => self.settle(&charge, completion).await,
+            ChargeStatus::Approved { .. } => Ok(charge
+                .receipt()
+                .ok_or_else(|| anyhow::anyhow!("an approved charge without a receipt"))?),
+            ChargeStatus::Declined { reason } => Err(ChargeError::PaymentDeclined {
+                reason: reason.clone(),
+            }),
+        }
     }
 
-    async fn settle(&self, pending: &PendingCharge) -> Result<ChargeReceipt, ChargeError> {
+    async fn settle(
+        &self,
+        charge: &Charge,
+        completion: Option<Completion<ChargeReceipt>>,
+    ) -> Result<ChargeReceipt, ChargeError> {
         let request = GatewayCharge {
-            charge_id: pending.id,
-            user_id: pending.user_id,
-            amount: pending.amount,
-            method: pending.method.clone(),
+            charge_id: charge.id,
+            user_id: charge.user_id,
+            amount: charge.amount,
+            method: charge.method.clone(),
         };
         match self.gateway.authorize(&request).await {
             Ok(GatewayOutcome::Approved(tx)) => Ok(self
                 .store
-                .approve_charge(pending.id, tx, self.clock.now())
+                .approve_charge(
+                    charge.id,
+                    Box::new(move |charge, balance| plan_approve(charge, balance, tx)),
+                    completion,
+                    self.clock.now(),
+                )
                 .await?),
             Ok(GatewayOutcome::Declined { reason }) => {
                 self.store
-                    .decline_charge(pending.id, reason.clone(), self.clock.now())
+                    .decline_charge(
+                        charge.id,
+                        reason.clone(),
+                        Box::new(plan_decline),
+                        self.clock.now(),
+                    )
                     .await?;
                 Err(ChargeError::PaymentDeclined { reason })
             }
@@ -124,7 +170,7 @@ impl ChargeService {
         let before = self.clock.now() - grace;
         let mut report = RecoveryReport::default();
         for pending in self.store.stale_charges(before, batch).await? {
-            match self.settle(&pending).await {
+            match self.settle(&pending, None).await {
                 Ok(_) => report.approved += 1,
                 Err(ChargeError::PaymentDeclined { .. }) => report.declined += 1,
                 Err(ChargeError::GatewayUnavailable(_)) => report.still_pending += 1,
@@ -140,8 +186,7 @@ impl ChargeService {
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use kernel::{ChargeId, FixedClock};
-    use mockall::predicate::eq;
+    use kernel::{ChargeId, FixedClock, IdempotencyClaim, RecordedResponse};
 
     fn now() -> kernel::Timestamp {
         chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
@@ -155,23 +200,18 @@ mod tests {
         UserId::try_from(7).unwrap()
     }
 
-    fn pending(id: i64, amount: i64) -> PendingCharge {
-        PendingCharge {
-            id: ChargeId::try_from(id).unwrap(),
-            user_id: user(),
-            amount: Money::try_from(amount).unwrap(),
-            method: PaymentMethod::try_from("card".to_string()).unwrap(),
-            created_at: now(),
-        }
+    fn m(v: i64) -> Money {
+        Money::try_from(v).unwrap()
     }
 
-    fn receipt(id: i64, amount: i64, balance: i64) -> ChargeReceipt {
-        ChargeReceipt {
-            charge_id: ChargeId::try_from(id).unwrap(),
+    fn charge(id: i64, amount: i64, status: ChargeStatus) -> Charge {
+        Charge {
+            id: ChargeId::try_from(id).unwrap(),
             user_id: user(),
-            amount: Money::try_from(amount).unwrap(),
-            balance: Money::try_from(balance).unwrap(),
-            gateway_transaction_id: GatewayTransactionId("tx-1".into()),
+            amount: m(amount),
+            method: PaymentMethod::try_from("card".to_string()).unwrap(),
+            created_at: now(),
+            status,
         }
     }
 
@@ -183,7 +223,29 @@ mod tests {
         PaymentMethod::try_from(s.to_string()).unwrap()
     }
 
-    // Invariant: an approved charge is credited, and only after the gateway approved it.
+    fn completion() -> Completion<ChargeReceipt> {
+        Completion::new(
+            IdempotencyClaim {
+                caller: "user:7".into(),
+                key: "k-1".into(),
+                request_hash: "h".into(),
+                claim_id: uuid::Uuid::from_u128(42),
+            },
+            |r: &ChargeReceipt| RecordedResponse {
+                status: 201,
+                headers: vec![],
+                body: r.balance.won().to_string().into_bytes(),
+            },
+        )
+    }
+
+    fn approved(tx: &str) -> Result<GatewayOutcome, GatewayUnavailable> {
+        Ok(GatewayOutcome::Approved(GatewayTransactionId(tx.into())))
+    }
+
+    // Invariant: an approved charge is credited, only after the gateway approved it, and
+    // the credit carries the request's answer (rendered from the receipt) into its
+    // transaction.
     #[tokio::test]
     async fn approved_charge_is_credited_after_the_gateway_approves() {
         let mut seq = mockall::Sequence::new();
@@ -193,9 +255,25 @@ mod tests {
             .expect_open_charge()
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|c| {
+            .returning(|c, decide| {
                 assert_eq!(c.amount.money().won(), 5_000);
-                Ok(pending(1, 5_000))
+                assert_eq!(c.claim_id, Some(uuid::Uuid::from_u128(42)));
+                // the fake store hands the decision a snapshot and checks its plan
+                let plan = decide(&ChargeSnapshot {
+                    balance: BalanceSnapshot {
+                        balance: m(1_000),
+                        pending_credit: Money::ZERO,
+                    },
+                    existing: None,
+                })
+                .unwrap();
+                assert_eq!(
+                    plan,
+                    OpenCharge::Open {
+                        pending_credit_after: m(5_000)
+                    }
+                );
+                Ok(charge(1, 5_000, ChargeStatus::Pending))
             });
         gateway
             .expect_authorize()
@@ -204,28 +282,126 @@ mod tests {
             .returning(|r| {
                 assert_eq!(r.amount.won(), 5_000);
                 assert_eq!(r.method.as_str(), "card");
-                Ok(GatewayOutcome::Approved(GatewayTransactionId(
-                    "tx-1".into(),
-                )))
+                approved("tx-1")
             });
         store
             .expect_approve_charge()
-            .with(
-                eq(ChargeId::try_from(1).unwrap()),
-                eq(GatewayTransactionId("tx-1".into())),
-                eq(now()),
-            )
             .times(1)
             .in_sequence(&mut seq)
-            .returning(|_, _, _| Ok(receipt(1, 5_000, 5_000)));
+            .returning(|id, decide, completion, at| {
+                assert_eq!((id.get(), at), (1, now()));
+                let plan = decide(
+                    &charge(1, 5_000, ChargeStatus::Pending),
+                    &BalanceSnapshot {
+                        balance: m(1_000),
+                        pending_credit: m(5_000),
+                    },
+                )
+                .unwrap();
+                let ApproveCharge::Credit {
+                    change, receipt, ..
+                } = plan
+                else {
+                    panic!("a pending charge is credited");
+                };
+                assert_eq!(change.after(), m(6_000));
+                assert_eq!(receipt.gateway_transaction_id.0, "tx-1");
+                let record = completion.expect("the claim comes along").record(&receipt);
+                assert_eq!(record.response.body, b"6000");
+                Ok(receipt)
+            });
         store.expect_decline_charge().never();
 
         let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
         let got = svc
-            .charge(user(), amount(5_000), method("card"))
+            .charge(user(), amount(5_000), method("card"), Some(completion()))
             .await
             .unwrap();
-        assert_eq!(got, receipt(1, 5_000, 5_000));
+        assert_eq!(got.balance, m(6_000));
+    }
+
+    // Invariant: a retry of a request whose charge was approved (by it or by recovery)
+    // answers with that charge's receipt and never reaches the gateway again.
+    #[tokio::test]
+    async fn a_retry_answers_with_the_charge_its_request_opened() {
+        let mut store = MockBalanceStore::new();
+        let mut gateway = MockPaymentGateway::new();
+        let done = charge(
+            4,
+            5_000,
+            ChargeStatus::Approved {
+                transaction: GatewayTransactionId("tx-4".into()),
+                balance_after: m(5_000),
+            },
+        );
+        let existing = done.clone();
+        store.expect_open_charge().returning(move |_, decide| {
+            let plan = decide(&ChargeSnapshot {
+                balance: BalanceSnapshot::default(),
+                existing: Some(existing.clone()),
+            })
+            .unwrap();
+            match plan {
+                OpenCharge::Resume(c) => Ok(c),
+                other => panic!("a retry resumes, got {other:?}"),
+            }
+        });
+        gateway.expect_authorize().never();
+        store.expect_approve_charge().never();
+        let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
+        let got = svc
+            .charge(user(), amount(5_000), method("card"), Some(completion()))
+            .await
+            .unwrap();
+        assert_eq!(Some(got), done.receipt());
+    }
+
+    // Invariant: a retry of a request whose charge is still pending settles that charge
+    // (the gateway is asked again for the same charge id), it does not open another.
+    #[tokio::test]
+    async fn a_retry_settles_the_pending_charge_of_its_request() {
+        let mut store = MockBalanceStore::new();
+        let mut gateway = MockPaymentGateway::new();
+        store.expect_open_charge().returning(|_, decide| {
+            match decide(&ChargeSnapshot {
+                balance: BalanceSnapshot::default(),
+                existing: Some(charge(8, 300, ChargeStatus::Pending)),
+            })
+            .unwrap()
+            {
+                OpenCharge::Resume(c) => Ok(c),
+                other => panic!("a retry resumes, got {other:?}"),
+            }
+        });
+        gateway
+            .expect_authorize()
+            .withf(|r| r.charge_id.get() == 8)
+            .times(1)
+            .returning(|_| approved("tx-8"));
+        store
+            .expect_approve_charge()
+            .withf(|id, _, _, _| id.get() == 8)
+            .times(1)
+            .returning(|_, decide, _, _| {
+                match decide(
+                    &charge(8, 300, ChargeStatus::Pending),
+                    &BalanceSnapshot {
+                        balance: Money::ZERO,
+                        pending_credit: m(300),
+                    },
+                )
+                .unwrap()
+                {
+                    ApproveCharge::Credit { receipt, .. } => Ok(receipt),
+                    ApproveCharge::AlreadyApproved(r) => Ok(r),
+                }
+            });
+        let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
+        let got = svc
+            .charge(user(), amount(300), method("card"), Some(completion()))
+            .await
+            .unwrap();
+        assert_eq!(got.balance, m(300));
     }
 
     // Invariant: a declined charge credits nothing and is settled as declined.
@@ -235,7 +411,7 @@ mod tests {
         let mut gateway = MockPaymentGateway::new();
         store
             .expect_open_charge()
-            .returning(|_| Ok(pending(2, 1_000)));
+            .returning(|_, _| Ok(charge(2, 1_000, ChargeStatus::Pending)));
         gateway.expect_authorize().returning(|_| {
             Ok(GatewayOutcome::Declined {
                 reason: "card declined".into(),
@@ -244,13 +420,28 @@ mod tests {
         store.expect_approve_charge().never();
         store
             .expect_decline_charge()
-            .withf(|id, reason, _| id.get() == 2 && reason == "card declined")
+            .withf(|id, reason, _, _| id.get() == 2 && reason == "card declined")
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, decide, _| {
+                let plan = decide(
+                    &charge(2, 1_000, ChargeStatus::Pending),
+                    &BalanceSnapshot {
+                        balance: Money::ZERO,
+                        pending_credit: m(1_000),
+                    },
+                );
+                assert_eq!(
+                    plan,
+                    DeclineCharge::Release {
+                        pending_credit_after: Money::ZERO
+                    }
+                );
+                Ok(())
+            });
 
         let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
         let err = svc
-            .charge(user(), amount(1_000), method("card_declined"))
+            .charge(user(), amount(1_000), method("card_declined"), None)
             .await
             .unwrap_err();
         assert!(
@@ -263,13 +454,21 @@ mod tests {
     async fn limit_exceeded_never_reaches_the_gateway() {
         let mut store = MockBalanceStore::new();
         let mut gateway = MockPaymentGateway::new();
-        store
-            .expect_open_charge()
-            .returning(|_| Err(OpenChargeError::LimitExceeded));
+        store.expect_open_charge().returning(|_, decide| {
+            let refused = decide(&ChargeSnapshot {
+                balance: BalanceSnapshot {
+                    balance: MAX_BALANCE,
+                    pending_credit: Money::ZERO,
+                },
+                existing: None,
+            })
+            .unwrap_err();
+            Err(refused.into())
+        });
         gateway.expect_authorize().never();
         let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
         let err = svc
-            .charge(user(), amount(1), method("card"))
+            .charge(user(), amount(1), method("card"), None)
             .await
             .unwrap_err();
         assert!(matches!(err, ChargeError::BalanceLimitExceeded));
@@ -282,7 +481,7 @@ mod tests {
         let mut gateway = MockPaymentGateway::new();
         store
             .expect_open_charge()
-            .returning(|_| Ok(pending(3, 1_000)));
+            .returning(|_, _| Ok(charge(3, 1_000, ChargeStatus::Pending)));
         gateway
             .expect_authorize()
             .returning(|_| Err(GatewayUnavailable(anyhow::anyhow!("connection refused"))));
@@ -290,7 +489,7 @@ mod tests {
         store.expect_decline_charge().never();
         let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
         let err = svc
-            .charge(user(), amount(1_000), method("card"))
+            .charge(user(), amount(1_000), method("card"), None)
             .await
             .unwrap_err();
         assert!(matches!(err, ChargeError::GatewayUnavailable(_)));
@@ -304,13 +503,17 @@ mod tests {
         store
             .expect_stale_charges()
             .withf(|before, limit| *before == now() - chrono::Duration::seconds(60) && *limit == 10)
-            .returning(|_, _| Ok(vec![pending(4, 100), pending(5, 200), pending(6, 300)]));
+            .returning(|_, _| {
+                Ok(vec![
+                    charge(4, 100, ChargeStatus::Pending),
+                    charge(5, 200, ChargeStatus::Pending),
+                    charge(6, 300, ChargeStatus::Pending),
+                ])
+            });
         gateway
             .expect_authorize()
             .returning(|r| match r.charge_id.get() {
-                4 => Ok(GatewayOutcome::Approved(GatewayTransactionId(
-                    "tx-4".into(),
-                ))),
+                4 => approved("tx-4"),
                 5 => Ok(GatewayOutcome::Declined {
                     reason: "no".into(),
                 }),
@@ -318,14 +521,25 @@ mod tests {
             });
         store
             .expect_approve_charge()
-            .withf(|id, tx, _| id.get() == 4 && tx.0 == "tx-4")
+            .withf(|id, _, completion, _| id.get() == 4 && completion.is_none())
             .times(1)
-            .returning(|_, _, _| Ok(receipt(4, 100, 100)));
+            .returning(|_, _, _, _| {
+                Ok(charge(
+                    4,
+                    100,
+                    ChargeStatus::Approved {
+                        transaction: GatewayTransactionId("tx-4".into()),
+                        balance_after: m(100),
+                    },
+                )
+                .receipt()
+                .unwrap())
+            });
         store
             .expect_decline_charge()
-            .withf(|id, _, _| id.get() == 5)
+            .withf(|id, _, _, _| id.get() == 5)
             .times(1)
-            .returning(|_, _, _| Ok(()));
+            .returning(|_, _, _, _| Ok(()));
         let svc = ChargeService::new(Arc::new(store), Arc::new(gateway), clock());
         let report = svc
             .recover_stale(Duration::from_secs(60), 10)

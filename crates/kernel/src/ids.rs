@@ -64,6 +64,10 @@ id_type!(
     /// A balance charge (a top-up through the payment gateway).
     ChargeId
 );
+id_type!(
+    /// A partial refund of a paid order.
+    RefundId
+);
 
 #[cfg(test)]
 mod tests {

@@ -3,14 +3,20 @@
 //! Everything here is validated at construction: a value of these types is always
 //! within its documented range, so the domain crates never re-check them.
 
+mod actor;
 mod clock;
+pub mod idempotency;
 mod ids;
 mod money;
 mod page;
 
+pub use actor::Actor;
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
-pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, UserId};
+pub use idempotency::{
+    ClaimLost, Completion, IdempotencyClaim, IdempotencyRecord, RecordedResponse,
+};
+pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, RefundId, UserId};
 pub use money::{Money, MoneyError, Quantity, QuantityError};
 pub use page::{Page, PageRequest, PageRequestError};

@@ -16,6 +16,9 @@ pub enum EventType {
     OrderPaid,
     #[serde(rename = "order.cancelled")]
     OrderCancelled,
+    /// Part of a paid order was refunded (the body adds `"refund": Refund`).
+    #[serde(rename = "order.refunded")]
+    OrderRefunded,
 }
 
 impl EventType {
@@ -23,6 +26,7 @@ impl EventType {
         match self {
             EventType::OrderPaid => "order.paid",
             EventType::OrderCancelled => "order.cancelled",
+            EventType::OrderRefunded => "order.refunded",
         }
     }
 
@@ -30,6 +34,7 @@ impl EventType {
         match s {
             "order.paid" => Some(EventType::OrderPaid),
             "order.cancelled" => Some(EventType::OrderCancelled),
+            "order.refunded" => Some(EventType::OrderRefunded),
             _ => None,
         }
     }
@@ -71,6 +76,14 @@ impl OutboundEvent {
             occurred_at,
             body,
         }
+    }
+
+    /// The same event with one more top-level member in its body (e.g. `refund`).
+    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
+        if let Some(body) = self.body.as_object_mut() {
+            body.insert(name.to_string(), value);
+        }
+        self
     }
 }
 
@@ -283,7 +296,11 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for t in [EventType::OrderPaid, EventType::OrderCancelled] {
+        for t in [
+            EventType::OrderPaid,
+            EventType::OrderCancelled,
+            EventType::OrderRefunded,
+        ] {
             assert_eq!(EventType::parse(t.as_str()), Some(t));
         }
         for s in [

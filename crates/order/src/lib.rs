@@ -4,6 +4,7 @@
 pub mod cart;
 pub mod events;
 pub mod model;
+pub mod plan;
 pub mod ports;
 pub mod relay;
 pub mod rules;

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use kernel::{CouponId, Money, OrderId, ProductId, Quantity, Timestamp, UserId};
+use kernel::{CouponId, Money, OrderId, ProductId, Quantity, RefundId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// An order has 1..=50 lines.
@@ -58,30 +58,6 @@ impl CancelReason {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PaymentStatus {
-    Paid,
-    Refunded,
-}
-
-impl PaymentStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PaymentStatus::Paid => "PAID",
-            PaymentStatus::Refunded => "REFUNDED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "PAID" => Some(PaymentStatus::Paid),
-            "REFUNDED" => Some(PaymentStatus::Refunded),
-            _ => None,
-        }
-    }
-}
-
 /// One requested line of a new order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineRequest {
@@ -104,66 +80,107 @@ pub struct InvalidField {
     pub message: String,
 }
 
+/// What a new order orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Items {
+    /// These lines (1..=50, distinct products, 1..=1000 units each).
+    Lines(Vec<LineRequest>),
+    /// The lines of the user's cart at the moment of ordering.
+    FromCart,
+}
+
 /// A validated request to place an order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlaceOrder {
     user_id: UserId,
-    lines: Vec<LineRequest>,
+    items: Items,
     coupon_id: Option<CouponId>,
     pay_now: bool,
 }
 
+/// Checks the lines of an order: 1..=50 lines, distinct products, 1..=1000 units a line.
+/// Names every offending field (`items`, `items[i].quantity`, `items[i].product_id`).
+pub fn check_lines(lines: &[LineRequest]) -> Result<(), Vec<InvalidField>> {
+    let mut problems = Vec::new();
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        problems.push(InvalidField {
+            field: "items".into(),
+            message: format!("an order has 1 to {MAX_LINES} lines, got {}", lines.len()),
+        });
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, line) in lines.iter().enumerate() {
+        if line.quantity.get() > MAX_LINE_QUANTITY {
+            problems.push(InvalidField {
+                field: format!("items[{i}].quantity"),
+                message: format!("must be between 1 and {MAX_LINE_QUANTITY}"),
+            });
+        }
+        if !seen.insert(line.product_id) {
+            problems.push(InvalidField {
+                field: format!("items[{i}].product_id"),
+                message: format!("product {} appears more than once", line.product_id),
+            });
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 impl PlaceOrder {
-    /// 1..=50 lines, distinct products, 1..=1000 units a line.
+    /// An order of these lines ([`check_lines`] decides what is acceptable).
     pub fn new(
         user_id: UserId,
         lines: Vec<LineRequest>,
         coupon_id: Option<CouponId>,
         pay_now: bool,
     ) -> Result<Self, Vec<InvalidField>> {
-        let mut problems = Vec::new();
-        if lines.is_empty() || lines.len() > MAX_LINES {
-            problems.push(InvalidField {
-                field: "items".into(),
-                message: format!("an order has 1 to {MAX_LINES} lines, got {}", lines.len()),
-            });
-        }
-        let mut seen = std::collections::HashSet::new();
-        for (i, line) in lines.iter().enumerate() {
-            if line.quantity.get() > MAX_LINE_QUANTITY {
-                problems.push(InvalidField {
-                    field: format!("items[{i}].quantity"),
-                    message: format!("must be between 1 and {MAX_LINE_QUANTITY}"),
-                });
-            }
-            if !seen.insert(line.product_id) {
-                problems.push(InvalidField {
-                    field: format!("items[{i}].product_id"),
-                    message: format!("product {} appears more than once", line.product_id),
-                });
-            }
-        }
-        if problems.is_empty() {
-            Ok(Self {
-                user_id,
-                lines,
-                coupon_id,
-                pay_now,
-            })
-        } else {
-            Err(problems)
+        check_lines(&lines)?;
+        Ok(Self {
+            user_id,
+            items: Items::Lines(lines),
+            coupon_id,
+            pay_now,
+        })
+    }
+
+    /// An order of the user's cart lines (checked when the cart is read, under lock).
+    pub fn from_cart(user_id: UserId, coupon_id: Option<CouponId>, pay_now: bool) -> Self {
+        Self {
+            user_id,
+            items: Items::FromCart,
+            coupon_id,
+            pay_now,
         }
     }
 
+    /// Who orders.
     pub fn user_id(&self) -> UserId {
         self.user_id
     }
-    pub fn lines(&self) -> &[LineRequest] {
-        &self.lines
+    /// What is ordered.
+    pub fn items(&self) -> &Items {
+        &self.items
     }
+    /// The requested lines (empty when ordering from the cart).
+    pub fn lines(&self) -> &[LineRequest] {
+        match &self.items {
+            Items::Lines(lines) => lines,
+            Items::FromCart => &[],
+        }
+    }
+    /// Whether the lines are the cart's.
+    pub fn from_cart_lines(&self) -> bool {
+        matches!(self.items, Items::FromCart)
+    }
+    /// The coupon to use, if any.
     pub fn coupon_id(&self) -> Option<CouponId> {
         self.coupon_id
     }
+    /// Pay at once from the balance.
     pub fn pay_now(&self) -> bool {
         self.pay_now
     }
@@ -179,14 +196,32 @@ pub struct OrderLine {
     pub subtotal: Money,
 }
 
-/// The payment of an order.
+pub use payment::{OrderPayment, PaymentStatus};
+
+/// Units of one product given back by a refund.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RefundItem {
+    /// The product.
+    pub product_id: ProductId,
+    /// How many units.
+    pub quantity: Quantity,
+}
+
+/// A partial refund of a paid order, serialised as API.md's `Refund`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct OrderPayment {
-    pub id: i64,
+pub struct Refund {
+    /// Its id.
+    pub id: RefundId,
+    /// The refunded order.
+    pub order_id: OrderId,
+    /// The units given back (ascending product id).
+    pub items: Vec<RefundItem>,
+    /// The money given back to the balance.
     pub amount: Money,
-    pub status: PaymentStatus,
-    pub paid_at: DateTime<Utc>,
-    pub refunded_at: Option<DateTime<Utc>>,
+    /// Why, as the caller said (at most 200 characters).
+    pub reason: Option<String>,
+    /// When.
+    pub created_at: DateTime<Utc>,
 }
 
 /// An order, serialised exactly as API.md's `Order` (also the `order` of outbound events).
@@ -206,14 +241,32 @@ pub struct Order {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub cancel_reason: Option<CancelReason>,
     pub payment: Option<OrderPayment>,
+    /// Partial refunds, oldest first.
+    pub refunds: Vec<Refund>,
+    /// What the partial refunds gave back so far.
+    pub refunded_total: Money,
 }
 
-/// A new order as the store must save it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewOrder {
-    pub command: PlaceOrder,
-    pub created_at: Timestamp,
-    pub expires_at: Timestamp,
+impl Order {
+    /// Units of each line not refunded yet (same order as `items`).
+    pub fn unrefunded(&self) -> Vec<(ProductId, u32)> {
+        self.items
+            .iter()
+            .map(|line| {
+                let refunded: u32 = self
+                    .refunds
+                    .iter()
+                    .flat_map(|r| r.items.iter())
+                    .filter(|i| i.product_id == line.product_id)
+                    .map(|i| i.quantity.get())
+                    .sum();
+                (
+                    line.product_id,
+                    line.quantity.get().saturating_sub(refunded),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Units of a product sold in paid, not cancelled, orders.

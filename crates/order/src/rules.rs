@@ -1,5 +1,5 @@
-//! Pure order rules: pricing, totals and the state machine. Adapters apply them to rows
-//! they hold locked.
+//! Pure order rules: pricing, totals and the state machine, which the decisions of
+//! [`crate::plan`] are made of.
 
 use crate::model::*;
 use kernel::{Money, MoneyError, Timestamp};
@@ -85,41 +85,32 @@ pub fn check_payable(
     }
 }
 
-/// What cancelling must undo.
+/// What cancelling an order undoes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CancelPlan {
-    /// return every line's stock and the coupon (always)
-    pub release: bool,
-    /// refund the total to the balance, mark the payment REFUNDED, report `order.cancelled`
-    pub refund: bool,
+pub enum CancelEffect {
+    /// Give the stock and the coupon back (a PENDING order).
+    Release,
+    /// Also give the money back, mark the payment REFUNDED and report `order.cancelled`
+    /// (a PAID order).
+    ReleaseAndRefund,
 }
 
+/// The status an order is in does not allow cancelling it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("a {} order cannot be cancelled", .0.as_str())]
 pub struct NotCancellable(pub OrderStatus);
 
-/// PENDING -> CANCELLED returns stock and coupon; PAID -> CANCELLED also refunds.
-/// An expiry only cancels PENDING orders.
-pub fn plan_cancel(
+/// The state machine of cancelling: PENDING -> CANCELLED releases; PAID -> CANCELLED
+/// also refunds (only on request: a paid order never expires); CANCELLED is final.
+pub fn cancel_effect(
     status: OrderStatus,
     reason: CancelReason,
-) -> Result<CancelPlan, NotCancellable> {
+) -> Result<CancelEffect, NotCancellable> {
     match (status, reason) {
-        (OrderStatus::Pending, _) => Ok(CancelPlan {
-            release: true,
-            refund: false,
-        }),
-        (OrderStatus::Paid, CancelReason::UserRequest) => Ok(CancelPlan {
-            release: true,
-            refund: true,
-        }),
+        (OrderStatus::Pending, _) => Ok(CancelEffect::Release),
+        (OrderStatus::Paid, CancelReason::UserRequest) => Ok(CancelEffect::ReleaseAndRefund),
         (other, _) => Err(NotCancellable(other)),
     }
-}
-
-/// Is this order due to be cancelled as EXPIRED?
-pub fn is_expired(status: OrderStatus, expires_at: Timestamp, now: Timestamp) -> bool {
-    status == OrderStatus::Pending && now >= expires_at
 }
 
 #[cfg(test)]
@@ -201,43 +192,28 @@ mod tests {
 
     #[test]
     fn cancelling_follows_the_state_machine() {
+        use CancelReason::*;
         assert_eq!(
-            plan_cancel(OrderStatus::Pending, CancelReason::UserRequest),
-            Ok(CancelPlan {
-                release: true,
-                refund: false
-            })
+            cancel_effect(OrderStatus::Pending, UserRequest),
+            Ok(CancelEffect::Release)
         );
         assert_eq!(
-            plan_cancel(OrderStatus::Pending, CancelReason::Expired),
-            Ok(CancelPlan {
-                release: true,
-                refund: false
-            })
+            cancel_effect(OrderStatus::Pending, Expired),
+            Ok(CancelEffect::Release)
         );
         assert_eq!(
-            plan_cancel(OrderStatus::Paid, CancelReason::UserRequest),
-            Ok(CancelPlan {
-                release: true,
-                refund: true
-            })
+            cancel_effect(OrderStatus::Paid, UserRequest),
+            Ok(CancelEffect::ReleaseAndRefund)
         );
         // a paid order never expires
         assert_eq!(
-            plan_cancel(OrderStatus::Paid, CancelReason::Expired),
+            cancel_effect(OrderStatus::Paid, Expired),
             Err(NotCancellable(OrderStatus::Paid))
         );
         assert_eq!(
-            plan_cancel(OrderStatus::Cancelled, CancelReason::UserRequest),
+            cancel_effect(OrderStatus::Cancelled, UserRequest),
             Err(NotCancellable(OrderStatus::Cancelled))
         );
-    }
-
-    #[test]
-    fn only_pending_orders_past_their_deadline_expire() {
-        assert!(is_expired(OrderStatus::Pending, t(15), t(15)));
-        assert!(!is_expired(OrderStatus::Pending, t(15), t(14)));
-        assert!(!is_expired(OrderStatus::Paid, t(15), t(30)));
     }
 
     #[test]

@@ -3,13 +3,14 @@
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{ListQuery, ListResponse};
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpResponse};
-use balance::{ChargeAmount, ChargeError, HistoryEntry, HistoryKind, PaymentMethod};
+use balance::{ChargeAmount, ChargeError, ChargeReceipt, HistoryEntry, HistoryKind, PaymentMethod};
+use kernel::RecordedResponse;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -159,6 +160,7 @@ pub async fn get_balance(
     security(("bearer" = [])))]
 pub async fn charge(
     scope: UserScope,
+    idempotency: Idempotency,
     body: web::Json<ChargeRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
@@ -174,16 +176,33 @@ pub async fn charge(
     let (Some(amount), Some(method)) = (amount, method) else {
         return Err(ApiError::validation(errors));
     };
-    let receipt = state.charges.charge(scope.user, amount, method).await?;
+    let receipt = state
+        .charges
+        .charge(
+            scope.user,
+            amount,
+            method,
+            idempotency.completion(charge_approved),
+        )
+        .await?;
     metrics.count(Event::ChargeApproved);
-    Ok(HttpResponse::Created().json(ChargeView {
-        charge_id: receipt.charge_id.get(),
-        user_id: receipt.user_id.get(),
-        amount: receipt.amount.won(),
-        balance: receipt.balance.won(),
-        status: "APPROVED",
-        gateway_transaction_id: receipt.gateway_transaction_id.0,
-    }))
+    Ok(idempotency.respond(charge_approved(&receipt)))
+}
+
+/// The answer to an approved charge: 201 with its receipt.
+fn charge_approved(receipt: &ChargeReceipt) -> RecordedResponse {
+    json_answer(
+        StatusCode::CREATED,
+        None,
+        &ChargeView {
+            charge_id: receipt.charge_id.get(),
+            user_id: receipt.user_id.get(),
+            amount: receipt.amount.won(),
+            balance: receipt.balance.won(),
+            status: "APPROVED",
+            gateway_transaction_id: receipt.gateway_transaction_id.0.clone(),
+        },
+    )
 }
 
 /// Every balance change, newest first.

@@ -1,19 +1,23 @@
-//! Orders and payment: place (optionally paying at once), read, list, pay, cancel; and
-//! the best sellers of the catalogue.
+//! Orders and payment: place (optionally paying at once, optionally from the cart),
+//! read, list, search (admin), pay, cancel, refund part; and the best sellers of the
+//! catalogue.
 
-use crate::auth::{Caller, UserScope};
+use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
 use crate::extract::{parse_id, ListQuery, ListResponse};
-use crate::idempotency::IdempotencyKey;
+use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::products::{out_of_stock, product_not_found};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::http::{header, Method};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use kernel::{CouponId, OrderId, ProductId, Quantity, UserId};
-use order::{CancelOrderError, LineRequest, OrderStatus, PlaceOrder, PlaceOrderError};
-use payment::PayOrderError;
+use kernel::{CouponId, OrderId, ProductId, Quantity, RecordedResponse, UserId};
+use order::plan::RefundRequest;
+use order::{
+    CancelOrderError, LineRequest, Order, OrderFilter, OrderStatus, PayOrderError, PlaceOrder,
+    PlaceOrderError, Refund, RefundItem, RefundOrderError,
+};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -25,14 +29,19 @@ use utoipa::ToSchema;
         list_user_orders,
         pay_order,
         cancel_order,
+        refund_order,
+        search_orders,
         popular_products
     ),
     components(schemas(
         PlaceOrderRequest,
         OrderItemRequest,
+        RefundOrderRequest,
         OrderDoc,
         OrderLineDoc,
         OrderPaymentDoc,
+        RefundDoc,
+        RefundItemDoc,
         PopularItem,
         PopularList
     ))
@@ -47,7 +56,9 @@ pub fn routes() -> Vec<RouteSpec> {
         route(Method::GET, "/orders/{order_id}", get_order),
         route(Method::POST, "/orders/{order_id}/payment", pay_order),
         route(Method::POST, "/orders/{order_id}/cancel", cancel_order),
+        route(Method::POST, "/orders/{order_id}/refunds", refund_order),
         route(Method::GET, "/users/{user_id}/orders", list_user_orders),
+        route(Method::GET, "/admin/orders", search_orders),
     ]
 }
 
@@ -55,14 +66,28 @@ pub fn routes() -> Vec<RouteSpec> {
 pub struct PlaceOrderRequest {
     #[schema(minimum = 1)]
     pub user_id: i64,
-    /// 1..=50 lines with distinct products
+    /// 1..=50 lines with distinct products (or `from_cart: true` instead)
     #[schema(min_items = 1, max_items = 50)]
-    pub items: Vec<OrderItemRequest>,
+    pub items: Option<Vec<OrderItemRequest>>,
+    /// order the lines of the user's cart instead of `items` (an empty cart: 422)
+    #[serde(default)]
+    pub from_cart: bool,
     #[schema(minimum = 1)]
     pub coupon_id: Option<i64>,
     /// place and pay in one step; without enough balance nothing is created
     #[serde(default)]
     pub pay_now: bool,
+}
+
+/// A partial refund: units of products of the order, and why.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RefundOrderRequest {
+    /// 1..=50 lines with distinct products of the order
+    #[schema(min_items = 1, max_items = 50)]
+    pub items: Vec<OrderItemRequest>,
+    /// at most 200 characters
+    #[schema(max_length = 200)]
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -96,6 +121,32 @@ pub struct OrderDoc {
     /// USER_REQUEST or EXPIRED
     cancel_reason: Option<String>,
     payment: Option<OrderPaymentDoc>,
+    /// partial refunds, oldest first
+    refunds: Vec<RefundDoc>,
+    /// what the partial refunds gave back so far
+    refunded_total: i64,
+}
+
+/// `Refund` as documented (the handlers serialise `order::Refund`).
+#[derive(ToSchema)]
+#[schema(as = Refund)]
+#[allow(dead_code)]
+pub struct RefundDoc {
+    id: i64,
+    order_id: i64,
+    items: Vec<RefundItemDoc>,
+    /// given back to the balance: floor(total × value / subtotal); the last refund takes the rest
+    amount: i64,
+    reason: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+#[derive(ToSchema)]
+#[schema(as = RefundItem)]
+#[allow(dead_code)]
+pub struct RefundItemDoc {
+    product_id: i64,
+    quantity: i64,
 }
 
 #[derive(ToSchema)]
@@ -121,6 +172,47 @@ pub struct OrderPaymentDoc {
     refunded_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// Request lines as domain lines, every bad field named.
+fn lines_of(items: &[OrderItemRequest], errors: &mut Vec<FieldError>) -> Vec<LineRequest> {
+    let mut lines = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let product = ProductId::try_from(item.product_id)
+            .map_err(|_| {
+                errors.push(FieldError::new(
+                    format!("items[{i}].product_id"),
+                    "must be a positive id",
+                ))
+            })
+            .ok();
+        let quantity = Quantity::try_from(item.quantity)
+            .ok()
+            .filter(|q| q.get() <= order::MAX_LINE_QUANTITY)
+            .or_else(|| {
+                errors.push(FieldError::new(
+                    format!("items[{i}].quantity"),
+                    "must be between 1 and 1000",
+                ));
+                None
+            });
+        if let (Some(product_id), Some(quantity)) = (product, quantity) {
+            lines.push(LineRequest {
+                product_id,
+                quantity,
+            });
+        }
+    }
+    lines
+}
+
+fn invalid_fields(problems: Vec<order::InvalidField>) -> ApiError {
+    ApiError::validation(
+        problems
+            .into_iter()
+            .map(|p| FieldError::new(p.field, p.message))
+            .collect(),
+    )
+}
+
 impl PlaceOrderRequest {
     fn into_command(self) -> Result<PlaceOrder, ApiError> {
         let mut errors = Vec::new();
@@ -134,51 +226,69 @@ impl PlaceOrderRequest {
                 .unwrap_or(None),
             None => None,
         };
-        let mut lines = Vec::with_capacity(self.items.len());
-        for (i, item) in self.items.iter().enumerate() {
-            let product = ProductId::try_from(item.product_id)
-                .map_err(|_| {
-                    errors.push(FieldError::new(
-                        format!("items[{i}].product_id"),
-                        "must be a positive id",
-                    ))
-                })
-                .ok();
-            let quantity = Quantity::try_from(item.quantity)
-                .ok()
-                .filter(|q| q.get() <= order::MAX_LINE_QUANTITY)
-                .or_else(|| {
-                    errors.push(FieldError::new(
-                        format!("items[{i}].quantity"),
-                        "must be between 1 and 1000",
-                    ));
-                    None
-                });
-            if let (Some(product_id), Some(quantity)) = (product, quantity) {
-                lines.push(LineRequest {
-                    product_id,
-                    quantity,
-                });
+        let lines = match (&self.items, self.from_cart) {
+            (Some(items), false) => Some(lines_of(items, &mut errors)),
+            (None, true) => None,
+            (Some(_), true) => {
+                errors.push(FieldError::new(
+                    "from_cart",
+                    "give either items or from_cart: true, not both",
+                ));
+                None
             }
-        }
+            (None, false) => {
+                errors.push(FieldError::new(
+                    "items",
+                    "required (or from_cart: true to order the cart)",
+                ));
+                None
+            }
+        };
         let Some(user) = user else {
             return Err(ApiError::validation(errors));
         };
         if !errors.is_empty() {
             return Err(ApiError::validation(errors));
         }
-        PlaceOrder::new(user, lines, coupon, self.pay_now).map_err(|problems| {
-            ApiError::validation(
-                problems
-                    .into_iter()
-                    .map(|p| FieldError::new(p.field, p.message))
-                    .collect(),
-            )
-        })
+        match lines {
+            Some(lines) => {
+                PlaceOrder::new(user, lines, coupon, self.pay_now).map_err(invalid_fields)
+            }
+            None => Ok(PlaceOrder::from_cart(user, coupon, self.pay_now)),
+        }
     }
 }
 
-fn insufficient(balance: kernel::Money, required: kernel::Money) -> ApiError {
+impl RefundOrderRequest {
+    fn into_request(self) -> Result<RefundRequest, ApiError> {
+        let mut errors = Vec::new();
+        let items: Vec<RefundItem> = lines_of(&self.items, &mut errors)
+            .into_iter()
+            .map(|l| RefundItem {
+                product_id: l.product_id,
+                quantity: l.quantity,
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        RefundRequest::new(items, self.reason).map_err(invalid_fields)
+    }
+}
+
+/// The wire name of why a coupon cannot be used (the `reason` of COUPON_NOT_USABLE).
+fn unusable_reason(reason: coupon::Unusable) -> &'static str {
+    match reason {
+        coupon::Unusable::NotOwned => "NOT_OWNED",
+        coupon::Unusable::AlreadyUsed => "ALREADY_USED",
+        coupon::Unusable::NotYetValid => "NOT_YET_VALID",
+        coupon::Unusable::Expired => "EXPIRED",
+        coupon::Unusable::BelowMinimum => "BELOW_MIN_ORDER_AMOUNT",
+    }
+}
+
+fn insufficient(e: balance::InsufficientBalance) -> ApiError {
+    let (balance, required) = (e.balance, e.required);
     ApiError::conflict(
         ProblemCode::InsufficientBalance,
         format!(
@@ -196,23 +306,38 @@ impl From<PlaceOrderError> for ApiError {
         match e {
             PlaceOrderError::ProductNotFound { product_ids } => product_not_found(&product_ids),
             PlaceOrderError::OutOfStock { product_ids } => out_of_stock(&product_ids),
-            PlaceOrderError::CouponNotFound => ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon"),
-            PlaceOrderError::CouponNotUsable => ApiError::conflict(
+            PlaceOrderError::CouponNotFound => {
+                ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon")
+            }
+            PlaceOrderError::CouponNotUsable(reason) => ApiError::conflict(
                 ProblemCode::CouponNotUsable,
-                "the coupon is not yours, already used, outside its validity window, or the subtotal is below its minimum",
+                format!("the coupon cannot be used for this order: {reason}"),
+            )
+            .with("reason", unusable_reason(reason)),
+            PlaceOrderError::InsufficientBalance(e) => insufficient(e),
+            PlaceOrderError::EmptyCart => {
+                ApiError::validation(vec![FieldError::new("from_cart", "the cart is empty")])
+            }
+            PlaceOrderError::InvalidCart(problems) => ApiError::validation(
+                problems
+                    .into_iter()
+                    .map(|p| FieldError::new(format!("from_cart ({})", p.field), p.message))
+                    .collect(),
             ),
-            PlaceOrderError::InsufficientBalance { balance, required } => insufficient(balance, required),
             PlaceOrderError::Unexpected(e) => ApiError::from(e),
         }
     }
 }
 
+fn forbidden_order() -> ApiError {
+    ApiError::forbidden("this order belongs to another user")
+}
+
 impl From<PayOrderError> for ApiError {
     fn from(e: PayOrderError) -> Self {
         match e {
-            PayOrderError::NotFound => {
-                ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
-            }
+            PayOrderError::NotFound => order_not_found(),
+            PayOrderError::Forbidden => forbidden_order(),
             PayOrderError::InvalidState(s) => ApiError::conflict(
                 ProblemCode::InvalidOrderState,
                 format!("a {} order cannot be paid", s.as_str()),
@@ -221,9 +346,7 @@ impl From<PayOrderError> for ApiError {
                 ProblemCode::OrderExpired,
                 "the order expired before it was paid",
             ),
-            PayOrderError::InsufficientBalance { balance, required } => {
-                insufficient(balance, required)
-            }
+            PayOrderError::InsufficientBalance(e) => insufficient(e),
             PayOrderError::Unexpected(e) => ApiError::from(e),
         }
     }
@@ -232,34 +355,73 @@ impl From<PayOrderError> for ApiError {
 impl From<CancelOrderError> for ApiError {
     fn from(e: CancelOrderError) -> Self {
         match e {
-            CancelOrderError::NotFound => {
-                ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
-            }
+            CancelOrderError::NotFound => order_not_found(),
+            CancelOrderError::Forbidden => forbidden_order(),
             CancelOrderError::InvalidState(s) => ApiError::conflict(
                 ProblemCode::InvalidOrderState,
                 format!("a {} order cannot be cancelled", s.as_str()),
+            ),
+            // only the expiry sweep asks for that
+            CancelOrderError::NotDue => ApiError::conflict(
+                ProblemCode::InvalidOrderState,
+                "the order is not due to expire",
             ),
             CancelOrderError::Unexpected(e) => ApiError::from(e),
         }
     }
 }
 
-/// Loads an order the caller may see: 404 when missing, 403 when another user's.
+impl From<RefundOrderError> for ApiError {
+    fn from(e: RefundOrderError) -> Self {
+        match e {
+            RefundOrderError::NotFound => order_not_found(),
+            RefundOrderError::Forbidden => forbidden_order(),
+            RefundOrderError::InvalidState(s) => ApiError::conflict(
+                ProblemCode::InvalidOrderState,
+                format!("a {} order cannot be refunded; only a PAID one", s.as_str()),
+            ),
+            RefundOrderError::ExceedsOrder { product_ids } => ApiError::conflict(
+                ProblemCode::RefundExceedsOrder,
+                "more units than ordered and not yet refunded, or products not in the order",
+            )
+            .with(
+                "product_ids",
+                product_ids.iter().map(|p| p.get()).collect::<Vec<_>>(),
+            ),
+            RefundOrderError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
 fn order_not_found() -> ApiError {
     ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
 }
 
-/// The `{order_id}` of the path, if the caller may act on that order: 404 when it does
-/// not exist, 403 when it is another user's. One cheap read (the owner only).
-async fn owned_order_id(
-    state: &AppState,
-    caller: Caller,
-    req: &HttpRequest,
-) -> Result<OrderId, ApiError> {
-    let id = parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")?;
-    let owner = state.orders.owner(id).await?.ok_or_else(order_not_found)?;
-    caller.ensure_may_act_for(owner)?;
-    Ok(id)
+/// The answer to placing an order: 201 with its `Location`.
+fn order_created(order: &Order) -> RecordedResponse {
+    json_answer(
+        StatusCode::CREATED,
+        Some(format!("/api/v1/orders/{}", order.id)),
+        order,
+    )
+}
+
+/// The answer to paying or cancelling: 200 with the order.
+fn order_changed(order: &Order) -> RecordedResponse {
+    json_answer(StatusCode::OK, None, order)
+}
+
+/// The answer to a refund: 201 with the refund, `Location` the order.
+fn refund_created(refund: &Refund) -> RecordedResponse {
+    json_answer(
+        StatusCode::CREATED,
+        Some(format!("/api/v1/orders/{}", refund.order_id)),
+        refund,
+    )
+}
+
+fn order_id(req: &HttpRequest) -> Result<OrderId, ApiError> {
+    parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")
 }
 
 /// Places an order: reserves stock, uses the coupon, prices it, saves it PENDING (or
@@ -279,20 +441,22 @@ async fn owned_order_id(
     security(("bearer" = [])))]
 pub async fn place_order(
     caller: Caller,
+    idempotency: Idempotency,
     body: web::Json<PlaceOrderRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let command = body.into_inner().into_command()?;
     caller.ensure_may_act_for(command.user_id())?;
-    let order = state.orders.place(command).await?;
+    let order = state
+        .orders
+        .place(command, idempotency.completion(order_created))
+        .await?;
     metrics.count(Event::OrderPlaced);
     if order.status == OrderStatus::Paid {
         metrics.count(Event::OrderPaid);
     }
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/orders/{}", order.id)))
-        .json(order))
+    Ok(idempotency.respond(order_created(&order)))
 }
 
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
@@ -305,7 +469,7 @@ pub async fn get_order(
     req: HttpRequest,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")?;
+    let id = order_id(&req)?;
     let order = state.orders.get(id).await?.ok_or_else(order_not_found)?;
     caller.ensure_may_act_for(order.user_id)?;
     Ok(HttpResponse::Ok().json(order))
@@ -340,14 +504,18 @@ pub async fn list_user_orders(
     security(("bearer" = [])))]
 pub async fn pay_order(
     caller: Caller,
+    idempotency: Idempotency,
     req: HttpRequest,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_order_id(&state, caller, &req).await?;
-    let paid = state.payments.pay(id).await?;
+    let id = order_id(&req)?;
+    let paid = state
+        .orders
+        .pay(caller.actor(), id, idempotency.completion(order_changed))
+        .await?;
     metrics.count(Event::OrderPaid);
-    Ok(HttpResponse::Ok().json(paid))
+    Ok(idempotency.respond(order_changed(&paid)))
 }
 
 /// Cancels an order: stock and coupon come back; a paid order is also refunded.
@@ -361,14 +529,140 @@ pub async fn pay_order(
     security(("bearer" = [])))]
 pub async fn cancel_order(
     caller: Caller,
+    idempotency: Idempotency,
     req: HttpRequest,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_order_id(&state, caller, &req).await?;
-    let cancelled = state.orders.cancel(id).await?;
+    let id = order_id(&req)?;
+    let cancelled = state
+        .orders
+        .cancel(caller.actor(), id, idempotency.completion(order_changed))
+        .await?;
     metrics.count(Event::OrderCancelled);
-    Ok(HttpResponse::Ok().json(cancelled))
+    Ok(idempotency.respond(order_changed(&cancelled)))
+}
+
+/// Refunds part of a PAID order: the units go back to stock, their share of the total
+/// back to the balance.
+#[utoipa::path(post, path = "/api/v1/orders/{order_id}/refunds", tag = "orders",
+    params(("order_id" = i64, Path, minimum = 1),
+           IdempotencyKey),
+    request_body = RefundOrderRequest,
+    responses((status = 201, body = RefundDoc, headers(("Location" = String, description = "/api/v1/orders/{order_id}"))),
+              (status = 400, body = Problem), (status = 401, body = Problem),
+              (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
+              (status = 409, description = "INVALID_ORDER_STATE (not PAID), REFUND_EXCEEDS_ORDER (with product_ids), REQUEST_IN_PROGRESS", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn refund_order(
+    caller: Caller,
+    idempotency: Idempotency,
+    req: HttpRequest,
+    body: web::Json<RefundOrderRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let id = order_id(&req)?;
+    let request = body.into_inner().into_request()?;
+    let refund = state
+        .orders
+        .refund(
+            caller.actor(),
+            id,
+            request,
+            idempotency.completion(refund_created),
+        )
+        .await?;
+    Ok(idempotency.respond(refund_created(&refund)))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SearchQuery {
+    /// PENDING, PAID or CANCELLED
+    pub status: Option<String>,
+    #[param(minimum = 1)]
+    pub user_id: Option<i64>,
+    /// RFC 3339, inclusive
+    pub created_from: Option<String>,
+    /// RFC 3339, exclusive
+    pub created_to: Option<String>,
+    /// 1..=100, default 20
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// `next_cursor` of the previous page
+    pub cursor: Option<String>,
+}
+
+fn timestamp(field: &str, raw: Option<&str>) -> Result<Option<kernel::Timestamp>, FieldError> {
+    raw.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|_| FieldError::new(field, "must be an RFC 3339 timestamp with a time zone"))
+    })
+    .transpose()
+}
+
+impl SearchQuery {
+    fn filter(&self) -> Result<OrderFilter, ApiError> {
+        let mut errors = Vec::new();
+        let status = match self.status.as_deref() {
+            None => None,
+            Some(s) => OrderStatus::parse(s).or_else(|| {
+                errors.push(FieldError::new("status", "PENDING, PAID or CANCELLED"));
+                None
+            }),
+        };
+        let user_id = match self.user_id {
+            None => None,
+            Some(u) => UserId::try_from(u).ok().or_else(|| {
+                errors.push(FieldError::new("user_id", "must be a positive id"));
+                None
+            }),
+        };
+        let created_from =
+            timestamp("created_from", self.created_from.as_deref()).unwrap_or_else(|e| {
+                errors.push(e);
+                None
+            });
+        let created_to = timestamp("created_to", self.created_to.as_deref()).unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        if errors.is_empty() {
+            Ok(OrderFilter {
+                status,
+                user_id,
+                created_from,
+                created_to,
+            })
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
+}
+
+/// Every order matching the filters, newest first (admin).
+#[utoipa::path(get, path = "/api/v1/admin/orders", tag = "orders",
+    params(SearchQuery),
+    responses((status = 200, body = ListResponse<OrderDoc>), (status = 400, body = Problem),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn search_orders(
+    _: Admin,
+    query: web::Query<SearchQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = query.filter()?;
+    let page = ListQuery {
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+    }
+    .page()?;
+    let found = state.orders.search(filter, page).await?;
+    Ok(HttpResponse::Ok().json(ListResponse::from_page(found, |o| o)))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -52,6 +52,8 @@ pub enum EventTypeView {
     OrderPaid,
     #[serde(rename = "order.cancelled")]
     OrderCancelled,
+    #[serde(rename = "order.refunded")]
+    OrderRefunded,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -69,6 +71,7 @@ impl From<OutboxEntry> for OutboxEventView {
             event_type: match e.event_type {
                 EventType::OrderPaid => EventTypeView::OrderPaid,
                 EventType::OrderCancelled => EventTypeView::OrderCancelled,
+                EventType::OrderRefunded => EventTypeView::OrderRefunded,
             },
             order_id: e.order_id,
             status: match e.status {

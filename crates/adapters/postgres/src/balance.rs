@@ -1,56 +1,247 @@
 //! Balances, their history and charges. See `balance::ports::BalanceStore` for the
-//! guarantees; the SQL that keeps them is here.
+//! guarantees. Each charge step is one transaction: lock and read what the decision
+//! needs (the balance row; a charge row before its balance row), call the decision,
+//! write what it says in one statement, commit.
 
 use crate::pool::{conn, PgPool};
 use crate::schema::{balance_charges, balance_history, balances};
-use crate::tx::{valid, TxError};
+use crate::sql::{sql, Bind, Statement};
+use crate::tx::valid;
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use balance::{
-    check_charge_headroom, BalanceSnapshot, BalanceStore, ChargeReceipt, GatewayTransactionId,
-    HistoryEntry, HistoryKind, NewCharge, OpenChargeError, PaymentMethod, PendingCharge,
+    ApproveCharge, ApproveDecision, BalanceSnapshot, BalanceStore, Charge, ChargeReceipt,
+    ChargeSnapshot, ChargeStatus, DeclineCharge, DeclineDecision, GatewayTransactionId,
+    HistoryEntry, HistoryKind, NewCharge, OpenCharge, OpenChargeError, OpenDecision, PaymentMethod,
 };
 use diesel::prelude::*;
-use diesel::upsert::excluded;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use kernel::{ChargeId, Money, OrderId, Page, PageRequest, Timestamp, UserId};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz};
+use diesel_async::{AsyncConnection, RunQueryDsl};
+use kernel::{
+    ChargeId, ClaimLost, Completion, Money, OrderId, Page, PageRequest, Timestamp, UserId,
+};
 
+/// The PostgreSQL balance store.
 #[derive(Clone)]
 pub struct PgBalanceStore {
     pool: PgPool,
 }
 
 impl PgBalanceStore {
+    /// A store over `pool`.
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
 }
 
-#[derive(Queryable, Selectable)]
-#[diesel(table_name = balance_charges, check_for_backend(diesel::pg::Pg))]
+macro_rules! charge_columns {
+    () => {
+        "c.id, c.user_id, c.amount, c.payment_method, c.status, c.gateway_transaction_id,
+         c.decline_reason, c.balance_after, c.created_at"
+    };
+}
+
+sql!(
+    /// Opening a charge: locks the user's balance row (creating it at zero: an upsert
+    /// takes the row lock in one round trip, so charges of one user are serialised
+    /// even before their first one) and finds the charge this request opened before.
+    LockForOpen,
+    concat!(
+        "WITH b AS (
+    INSERT INTO balances (user_id) VALUES ($user_id)
+        ON CONFLICT (user_id) DO UPDATE SET user_id = EXCLUDED.user_id
+ RETURNING balance, pending_credit
+)
+SELECT b.balance AS balance, b.pending_credit AS pending_credit, ",
+        charge_columns!(),
+        "
+  FROM b LEFT JOIN balance_charges c ON c.claim_id = $claim_id"
+    )
+);
+
+sql!(
+    /// Records a new PENDING charge and its reserved headroom.
+    OpenChargeSql,
+    concat!(
+        "WITH b AS (
+    UPDATE balances SET pending_credit = $pending_after WHERE user_id = $user_id
+), c AS (
+    INSERT INTO balance_charges (user_id, amount, payment_method, status, created_at, claim_id)
+    VALUES ($user_id, $amount, $method, 'PENDING', $now, $claim_id)
+ RETURNING *
+)
+SELECT NULL::int8 AS balance, NULL::int8 AS pending_credit, ",
+        charge_columns!(),
+        " FROM c"
+    )
+);
+
+sql!(
+    /// Settling: locks the charge, then its user's balance row.
+    LockForSettle,
+    concat!(
+        "WITH c AS MATERIALIZED (
+    SELECT * FROM balance_charges WHERE id = $charge_id FOR NO KEY UPDATE
+), b AS MATERIALIZED (
+    SELECT balance, pending_credit FROM balances
+     WHERE user_id = (SELECT user_id FROM c) FOR NO KEY UPDATE
+)
+SELECT b.balance AS balance, b.pending_credit AS pending_credit, ",
+        charge_columns!(),
+        " FROM c, b"
+    )
+);
+
+sql!(
+    /// Credits an approved charge: the balance (guarded by the value decided on), the
+    /// APPROVED charge (guarded: still PENDING), the CHARGE history row, and the
+    /// request's Idempotency-Key record (guarded: its claim still in progress).
+    ApproveSql,
+    "WITH b AS (
+    UPDATE balances
+       SET balance = $balance_after, pending_credit = $pending_after, updated_at = $now
+     WHERE user_id = $user_id AND balance = $balance_before
+ RETURNING 1
+), c AS (
+    UPDATE balance_charges
+       SET status = 'APPROVED', gateway_transaction_id = $transaction,
+           balance_after = $balance_after, settled_at = $now
+     WHERE id = $charge_id AND status = 'PENDING'
+ RETURNING 1
+), h AS (
+    INSERT INTO balance_history (user_id, kind, amount, balance_after, charge_id, created_at)
+    SELECT $user_id, 'CHARGE', $amount, $balance_after, $charge_id, $now WHERE $credit
+), k AS (
+    UPDATE idempotency_keys
+       SET status = 'COMPLETED', response_status = $response_status,
+           response_headers = $response_headers, response_body = $response_body
+     WHERE caller = $idem_caller AND key = $idem_key AND claim_id = $idem_claim
+       AND status = 'IN_PROGRESS'
+ RETURNING 1
+)
+SELECT (SELECT count(*) FROM b) AS balances, (SELECT count(*) FROM c) AS charges,
+       (SELECT count(*) FROM k) AS idempotency"
+);
+
+sql!(
+    /// Settles a declined charge and releases its headroom.
+    DeclineSql,
+    "WITH c AS (
+    UPDATE balance_charges SET status = 'DECLINED', decline_reason = $reason, settled_at = $now
+     WHERE id = $charge_id AND status = 'PENDING'
+ RETURNING 1
+), b AS (
+    UPDATE balances SET pending_credit = $pending_after
+     WHERE user_id = $user_id AND EXISTS (SELECT 1 FROM c)
+ RETURNING 1
+)
+SELECT (SELECT count(*) FROM b) AS balances, (SELECT count(*) FROM c) AS charges,
+       0::int8 AS idempotency"
+);
+
+#[derive(QueryableByName)]
 struct ChargeRow {
-    id: i64,
-    user_id: i64,
-    amount: i64,
-    payment_method: String,
-    status: String,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    balance: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pending_credit: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    user_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    amount: Option<i64>,
+    #[diesel(sql_type = Nullable<Text>)]
+    payment_method: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
     gateway_transaction_id: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    decline_reason: Option<String>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     balance_after: Option<i64>,
-    created_at: Timestamp,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created_at: Option<Timestamp>,
+}
+
+#[derive(QueryableByName)]
+struct Settled {
+    #[diesel(sql_type = BigInt)]
+    balances: i64,
+    #[diesel(sql_type = BigInt)]
+    charges: i64,
+    #[diesel(sql_type = BigInt)]
+    idempotency: i64,
 }
 
 impl ChargeRow {
-    fn pending(self) -> anyhow::Result<PendingCharge> {
-        Ok(PendingCharge {
-            id: valid(ChargeId::try_from(self.id), "charge id")?,
-            user_id: valid(UserId::try_from(self.user_id), "user id")?,
-            amount: valid(Money::try_from(self.amount), "amount")?,
-            method: valid(
-                PaymentMethod::try_from(self.payment_method),
-                "payment method",
+    fn snapshot(&self) -> anyhow::Result<BalanceSnapshot> {
+        Ok(BalanceSnapshot {
+            balance: valid(Money::try_from(self.balance.unwrap_or(0)), "balance")?,
+            pending_credit: valid(
+                Money::try_from(self.pending_credit.unwrap_or(0)),
+                "pending credit",
             )?,
-            created_at: self.created_at,
         })
+    }
+
+    /// The charge of this row, `None` when the row has none (a left join found nothing).
+    fn charge(&self) -> anyhow::Result<Option<Charge>> {
+        let (Some(id), Some(user_id), Some(amount), Some(method), Some(status), Some(created_at)) = (
+            self.id,
+            self.user_id,
+            self.amount,
+            self.payment_method.clone(),
+            self.status.as_deref(),
+            self.created_at,
+        ) else {
+            return Ok(None);
+        };
+        let status = match status {
+            "PENDING" => ChargeStatus::Pending,
+            "APPROVED" => ChargeStatus::Approved {
+                transaction: GatewayTransactionId(
+                    self.gateway_transaction_id
+                        .clone()
+                        .ok_or_else(|| anyhow!("approved charge {id} without a transaction"))?,
+                ),
+                balance_after: valid(
+                    Money::try_from(self.balance_after.unwrap_or(-1)),
+                    "balance after",
+                )?,
+            },
+            "DECLINED" => ChargeStatus::Declined {
+                reason: self.decline_reason.clone().unwrap_or_default(),
+            },
+            other => return Err(anyhow!("unknown charge status {other}")),
+        };
+        Ok(Some(Charge {
+            id: valid(ChargeId::try_from(id), "charge id")?,
+            user_id: valid(UserId::try_from(user_id), "user id")?,
+            amount: valid(Money::try_from(amount), "amount")?,
+            method: valid(PaymentMethod::try_from(method), "payment method")?,
+            created_at,
+            status,
+        }))
+    }
+}
+
+/// Why a charge transaction rolled back.
+enum Abort<E> {
+    Refused(E),
+    Failed(anyhow::Error),
+}
+
+impl<E> From<diesel::result::Error> for Abort<E> {
+    fn from(e: diesel::result::Error) -> Self {
+        Abort::Failed(e.into())
+    }
+}
+
+impl<E> From<anyhow::Error> for Abort<E> {
+    fn from(e: anyhow::Error) -> Self {
+        Abort::Failed(e)
     }
 }
 
@@ -84,73 +275,6 @@ impl TryFrom<HistoryRow> for HistoryEntry {
             created_at: r.created_at,
         })
     }
-}
-
-/// Locks the user's balance row (creating it at zero if missing) and returns it.
-/// Every change of a balance goes through this lock, so changes of one user are serialised
-/// across processes.
-pub(crate) async fn lock_balance(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-) -> QueryResult<BalanceSnapshot> {
-    // An upsert that "updates" the existing row takes its row lock in one round trip.
-    let (balance, pending): (i64, i64) = diesel::insert_into(balances::table)
-        .values(balances::user_id.eq(user.get()))
-        .on_conflict(balances::user_id)
-        .do_update()
-        .set(balances::user_id.eq(excluded(balances::user_id)))
-        .returning((balances::balance, balances::pending_credit))
-        .get_result(conn)
-        .await?;
-    let money = |v: i64| {
-        Money::try_from(v).map_err(|e| diesel::result::Error::DeserializationError(e.into()))
-    };
-    Ok(BalanceSnapshot {
-        balance: money(balance)?,
-        pending_credit: money(pending)?,
-    })
-}
-
-/// A balance change made by another use case (payment, refund) inside its own
-/// transaction, on a balance row it locked with [`lock_balance`].
-pub(crate) struct BalanceChange {
-    pub user: UserId,
-    pub kind: HistoryKind,
-    /// signed: negative for a payment
-    pub amount: i64,
-    pub balance_after: Money,
-    pub order_id: OrderId,
-    pub now: Timestamp,
-}
-
-/// Writes the new balance and its history row. The caller decided `balance_after` with
-/// the domain rules on the locked row. A zero change writes nothing.
-pub(crate) async fn apply_change(
-    conn: &mut AsyncPgConnection,
-    change: BalanceChange,
-) -> QueryResult<()> {
-    if change.amount == 0 {
-        return Ok(());
-    }
-    diesel::update(balances::table.find(change.user.get()))
-        .set((
-            balances::balance.eq(change.balance_after.won()),
-            balances::updated_at.eq(change.now),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::insert_into(balance_history::table)
-        .values((
-            balance_history::user_id.eq(change.user.get()),
-            balance_history::kind.eq(change.kind.as_str()),
-            balance_history::amount.eq(change.amount),
-            balance_history::balance_after.eq(change.balance_after.won()),
-            balance_history::order_id.eq(change.order_id.get()),
-            balance_history::created_at.eq(change.now),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
 }
 
 #[async_trait]
@@ -189,116 +313,150 @@ impl BalanceStore for PgBalanceStore {
         Ok(page.page(entries, |e| e.id))
     }
 
-    async fn open_charge(&self, charge: NewCharge) -> Result<PendingCharge, OpenChargeError> {
+    async fn open_charge(
+        &self,
+        charge: NewCharge,
+        decide: OpenDecision,
+    ) -> Result<Charge, OpenChargeError> {
         let mut conn = conn(&self.pool).await?;
         let result = conn
-            .transaction::<_, TxError<()>, _>(async move |conn| {
-                let snapshot = lock_balance(conn, charge.user_id).await?;
-                check_charge_headroom(&snapshot, charge.amount).map_err(|_| TxError::Rule(()))?;
-                let amount = charge.amount.money().won();
-                diesel::update(balances::table.find(charge.user_id.get()))
-                    .set(balances::pending_credit.eq(balances::pending_credit + amount))
-                    .execute(conn)
-                    .await?;
-                let row: ChargeRow = diesel::insert_into(balance_charges::table)
-                    .values((
-                        balance_charges::user_id.eq(charge.user_id.get()),
-                        balance_charges::amount.eq(amount),
-                        balance_charges::payment_method.eq(charge.method.as_str()),
-                        balance_charges::status.eq("PENDING"),
-                        balance_charges::created_at.eq(charge.now),
-                    ))
-                    .returning(ChargeRow::as_returning())
+            .transaction::<_, Abort<OpenChargeError>, _>(async move |conn| {
+                let row: ChargeRow = Statement::<LockForOpen>::new()
+                    .bind("user_id", Bind::I64(charge.user_id.get()))
+                    .bind("claim_id", Bind::OptUuid(charge.claim_id))
                     .get_result(conn)
                     .await?;
-                Ok(row)
+                let snapshot = ChargeSnapshot {
+                    balance: row.snapshot()?,
+                    existing: row.charge()?,
+                };
+                match decide(&snapshot).map_err(|e| Abort::Refused(e.into()))? {
+                    OpenCharge::Resume(existing) => Ok(existing),
+                    OpenCharge::Open {
+                        pending_credit_after,
+                    } => {
+                        let opened: ChargeRow = Statement::<OpenChargeSql>::new()
+                            .bind("user_id", Bind::I64(charge.user_id.get()))
+                            .bind("pending_after", Bind::I64(pending_credit_after.won()))
+                            .bind("amount", Bind::I64(charge.amount.money().won()))
+                            .bind("method", Bind::Text(charge.method.as_str().into()))
+                            .bind("now", Bind::Ts(charge.now))
+                            .bind("claim_id", Bind::OptUuid(charge.claim_id))
+                            .get_result(conn)
+                            .await?;
+                        Ok(opened
+                            .charge()?
+                            .ok_or_else(|| anyhow!("opening a charge returned no row"))?)
+                    }
+                }
             })
             .await;
-        match result {
-            Ok(row) => Ok(row.pending()?),
-            Err(TxError::Rule(())) => Err(OpenChargeError::LimitExceeded),
-            Err(TxError::Db(e)) => Err(OpenChargeError::Unexpected(
-                anyhow!(e).context("opening a charge"),
-            )),
-        }
+        result.map_err(|e| match e {
+            Abort::Refused(e) => e,
+            Abort::Failed(e) => OpenChargeError::Unexpected(e.context("opening a charge")),
+        })
     }
 
     async fn approve_charge(
         &self,
         id: ChargeId,
-        transaction: GatewayTransactionId,
+        decide: ApproveDecision,
+        completion: Option<Completion<ChargeReceipt>>,
         now: Timestamp,
     ) -> anyhow::Result<ChargeReceipt> {
         let mut conn = conn(&self.pool).await?;
-        let row = conn
-            .transaction::<_, TxError<String>, _>(async move |conn| {
-                    let row: ChargeRow = balance_charges::table
-                        .find(id.get())
-                        .select(ChargeRow::as_select())
-                        .for_no_key_update()
-                        .first(conn)
-                        .await?;
-                    match row.status.as_str() {
-                        // settled before (a retry or recovery): credit nothing again
-                        "APPROVED" => return Ok(row),
-                        "DECLINED" => {
-                            return Err(TxError::Rule(format!(
-                                "charge {id} was declined, but the gateway now approves it as {transaction}"
-                            )))
-                        }
-                        _ => {}
-                    }
-                    let balance_after: i64 = diesel::update(balances::table.find(row.user_id))
-                        .set((
-                            balances::balance.eq(balances::balance + row.amount),
-                            balances::pending_credit.eq(balances::pending_credit - row.amount),
-                            balances::updated_at.eq(now),
-                        ))
-                        .returning(balances::balance)
-                        .get_result(conn)
-                        .await?;
-                    let settled: ChargeRow = diesel::update(balance_charges::table.find(row.id))
-                        .set((
-                            balance_charges::status.eq("APPROVED"),
-                            balance_charges::gateway_transaction_id.eq(&transaction.0),
-                            balance_charges::balance_after.eq(balance_after),
-                            balance_charges::settled_at.eq(now),
-                        ))
-                        .returning(ChargeRow::as_returning())
-                        .get_result(conn)
-                        .await?;
-                    diesel::insert_into(balance_history::table)
-                        .values((
-                            balance_history::user_id.eq(row.user_id),
-                            balance_history::kind.eq(HistoryKind::Charge.as_str()),
-                            balance_history::amount.eq(row.amount),
-                            balance_history::balance_after.eq(balance_after),
-                            balance_history::charge_id.eq(row.id),
-                            balance_history::created_at.eq(now),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    Ok(settled)
+        let result = conn
+            .transaction::<_, Abort<anyhow::Error>, _>(async move |conn| {
+                let row: ChargeRow = Statement::<LockForSettle>::new()
+                    .bind("charge_id", Bind::I64(id.get()))
+                    .get_result(conn)
+                    .await?;
+                let charge = row.charge()?.ok_or_else(|| anyhow!("no charge {id}"))?;
+                let plan = decide(&charge, &row.snapshot()?)
+                    .map_err(|e| Abort::Refused(anyhow::Error::new(e)))?;
+                let (credit, receipt) = match &plan {
+                    ApproveCharge::Credit { receipt, .. } => (true, receipt.clone()),
+                    ApproveCharge::AlreadyApproved(receipt) => (false, receipt.clone()),
+                };
+                let record = completion.as_ref().map(|c| c.record(&receipt));
+                if !credit && record.is_none() {
+                    return Ok(receipt);
+                }
+                let (before, after, pending_after, amount) = match &plan {
+                    ApproveCharge::Credit {
+                        change,
+                        pending_credit_after,
+                        ..
+                    } => (
+                        change.before.map_or(0, Money::won),
+                        change.after().won(),
+                        pending_credit_after.won(),
+                        change.entry.amount,
+                    ),
+                    // nothing to credit: the guards below match no balance or charge row
+                    ApproveCharge::AlreadyApproved(_) => (-1, 0, 0, 0),
+                };
+                let settled: Settled = Statement::<ApproveSql>::new()
+                    .bind("user_id", Bind::I64(charge.user_id.get()))
+                    .bind("charge_id", Bind::I64(if credit { id.get() } else { 0 }))
+                    .bind("balance_before", Bind::I64(before))
+                    .bind("balance_after", Bind::I64(after))
+                    .bind("pending_after", Bind::I64(pending_after))
+                    .bind("amount", Bind::I64(amount))
+                    .bind("credit", Bind::Bool(credit))
+                    .bind(
+                        "transaction",
+                        Bind::Text(receipt.gateway_transaction_id.0.clone()),
+                    )
+                    .bind("now", Bind::Ts(now))
+                    .bind(
+                        "response_status",
+                        Bind::OptI16(record.as_ref().map(|r| r.response.status as i16)),
+                    )
+                    .bind(
+                        "response_headers",
+                        Bind::OptJson(
+                            record
+                                .as_ref()
+                                .map(|r| serde_json::to_value(&r.response.headers))
+                                .transpose()
+                                .map_err(anyhow::Error::from)?,
+                        ),
+                    )
+                    .bind(
+                        "response_body",
+                        Bind::OptBytes(record.as_ref().map(|r| r.response.body.clone())),
+                    )
+                    .bind(
+                        "idem_caller",
+                        Bind::OptText(record.as_ref().map(|r| r.claim.caller.clone())),
+                    )
+                    .bind(
+                        "idem_key",
+                        Bind::OptText(record.as_ref().map(|r| r.claim.key.clone())),
+                    )
+                    .bind(
+                        "idem_claim",
+                        Bind::OptUuid(record.as_ref().map(|r| r.claim.claim_id)),
+                    )
+                    .get_result(conn)
+                    .await?;
+                if record.is_some() && settled.idempotency != 1 {
+                    return Err(Abort::Failed(ClaimLost.into()));
+                }
+                let expected = if credit { (1, 1) } else { (0, 0) };
+                if (settled.balances, settled.charges) != expected {
+                    return Err(Abort::Failed(anyhow!(
+                        "charge {id}: the rows no longer fit the settlement"
+                    )));
+                }
+                Ok(receipt)
             })
-            .await
-            .map_err(|e| match e {
-                TxError::Rule(msg) => anyhow!(msg),
-                TxError::Db(e) => anyhow!(e).context("approving a charge"),
-            })?;
-        let receipt_tx = row
-            .gateway_transaction_id
-            .clone()
-            .ok_or_else(|| anyhow!("approved charge without transaction"))?;
-        let balance = row
-            .balance_after
-            .ok_or_else(|| anyhow!("approved charge without balance"))?;
-        let pending = row.pending()?;
-        Ok(ChargeReceipt {
-            charge_id: pending.id,
-            user_id: pending.user_id,
-            amount: pending.amount,
-            balance: valid(Money::try_from(balance), "balance")?,
-            gateway_transaction_id: GatewayTransactionId(receipt_tx),
+            .await;
+        result.map_err(|e| match e {
+            Abort::Refused(e) => e,
+            Abort::Failed(e) if e.is::<ClaimLost>() => e,
+            Abort::Failed(e) => e.context("approving a charge"),
         })
     }
 
@@ -306,51 +464,74 @@ impl BalanceStore for PgBalanceStore {
         &self,
         id: ChargeId,
         reason: String,
+        decide: DeclineDecision,
         now: Timestamp,
     ) -> anyhow::Result<()> {
         let mut conn = conn(&self.pool).await?;
-        conn.transaction::<_, diesel::result::Error, _>(async move |conn| {
-            let declined: Option<(i64, i64)> = diesel::update(
-                balance_charges::table
-                    .find(id.get())
-                    .filter(balance_charges::status.eq("PENDING")),
-            )
-            .set((
-                balance_charges::status.eq("DECLINED"),
-                balance_charges::decline_reason.eq(&reason),
-                balance_charges::settled_at.eq(now),
-            ))
-            .returning((balance_charges::user_id, balance_charges::amount))
-            .get_result(conn)
-            .await
-            .optional()?;
-            if let Some((user_id, amount)) = declined {
-                diesel::update(balances::table.find(user_id))
-                    .set(balances::pending_credit.eq(balances::pending_credit - amount))
-                    .execute(conn)
+        let result = conn
+            .transaction::<_, Abort<anyhow::Error>, _>(async move |conn| {
+                let row: ChargeRow = Statement::<LockForSettle>::new()
+                    .bind("charge_id", Bind::I64(id.get()))
+                    .get_result(conn)
                     .await?;
-            }
-            Ok(())
+                let charge = row.charge()?.ok_or_else(|| anyhow!("no charge {id}"))?;
+                match decide(&charge, &row.snapshot()?) {
+                    DeclineCharge::AlreadySettled => Ok(()),
+                    DeclineCharge::Release {
+                        pending_credit_after,
+                    } => {
+                        let settled: Settled = Statement::<DeclineSql>::new()
+                            .bind("charge_id", Bind::I64(id.get()))
+                            .bind("user_id", Bind::I64(charge.user_id.get()))
+                            .bind("reason", Bind::Text(reason))
+                            .bind("pending_after", Bind::I64(pending_credit_after.won()))
+                            .bind("now", Bind::Ts(now))
+                            .get_result(conn)
+                            .await?;
+                        if (settled.balances, settled.charges) != (1, 1) {
+                            return Err(Abort::Failed(anyhow!(
+                                "charge {id}: the rows no longer fit the decline"
+                            )));
+                        }
+                        Ok(())
+                    }
+                }
+            })
+            .await;
+        result.map_err(|e| match e {
+            Abort::Refused(e) => e,
+            Abort::Failed(e) => e.context("declining a charge"),
         })
-        .await
-        .context("declining a charge")
     }
 
-    async fn stale_charges(
-        &self,
-        before: Timestamp,
-        limit: i64,
-    ) -> anyhow::Result<Vec<PendingCharge>> {
+    async fn stale_charges(&self, before: Timestamp, limit: i64) -> anyhow::Result<Vec<Charge>> {
         let mut conn = conn(&self.pool).await?;
-        let rows: Vec<ChargeRow> = balance_charges::table
+        let rows: Vec<(i64, i64, i64, String, Timestamp)> = balance_charges::table
             .filter(balance_charges::status.eq("PENDING"))
             .filter(balance_charges::created_at.lt(before))
             .order(balance_charges::created_at.asc())
             .limit(limit)
-            .select(ChargeRow::as_select())
+            .select((
+                balance_charges::id,
+                balance_charges::user_id,
+                balance_charges::amount,
+                balance_charges::payment_method,
+                balance_charges::created_at,
+            ))
             .load(&mut conn)
             .await
             .context("listing stale charges")?;
-        rows.into_iter().map(ChargeRow::pending).collect()
+        rows.into_iter()
+            .map(|(id, user_id, amount, method, created_at)| {
+                Ok(Charge {
+                    id: valid(ChargeId::try_from(id), "charge id")?,
+                    user_id: valid(UserId::try_from(user_id), "user id")?,
+                    amount: valid(Money::try_from(amount), "amount")?,
+                    method: valid(PaymentMethod::try_from(method), "payment method")?,
+                    created_at,
+                    status: ChargeStatus::Pending,
+                })
+            })
+            .collect()
     }
 }

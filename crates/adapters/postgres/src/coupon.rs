@@ -42,16 +42,16 @@ impl PgCouponStore {
 
 #[derive(Debug, Clone, Queryable, Selectable, QueryableByName)]
 #[diesel(table_name = coupons, check_for_backend(diesel::pg::Pg))]
-struct CouponRow {
-    id: i64,
-    name: String,
-    discount_type: String,
-    discount_value: i64,
-    min_order_amount: i64,
-    total_quantity: Option<i64>,
-    issued_quantity: i64,
-    valid_from: Timestamp,
-    valid_until: Timestamp,
+pub(crate) struct CouponRow {
+    pub id: i64,
+    pub name: String,
+    pub discount_type: String,
+    pub discount_value: i64,
+    pub min_order_amount: i64,
+    pub total_quantity: Option<i64>,
+    pub issued_quantity: i64,
+    pub valid_from: Timestamp,
+    pub valid_until: Timestamp,
 }
 
 impl TryFrom<CouponRow> for Coupon {
@@ -79,16 +79,16 @@ impl TryFrom<CouponRow> for Coupon {
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = user_coupons, check_for_backend(diesel::pg::Pg))]
-struct UserCouponRow {
-    id: i64,
-    user_id: i64,
-    status: String,
-    issued_at: Timestamp,
-    used_at: Option<Timestamp>,
-    order_id: Option<i64>,
+pub(crate) struct UserCouponRow {
+    pub id: i64,
+    pub user_id: i64,
+    pub status: String,
+    pub issued_at: Timestamp,
+    pub used_at: Option<Timestamp>,
+    pub order_id: Option<i64>,
 }
 
-fn user_coupon(
+pub(crate) fn user_coupon(
     row: UserCouponRow,
     coupon: CouponRow,
     now: Timestamp,

@@ -7,7 +7,7 @@ use crate::schema::idempotency_keys;
 use anyhow::Context;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Timestamptz};
+use diesel::sql_types::{Text, Timestamptz};
 use diesel_async::RunQueryDsl;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -23,8 +23,10 @@ pub struct StoredResponse {
 /// What claiming a key found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BeginOutcome {
-    /// This request owns the key: do the work, then `complete` or `release`.
-    Claimed,
+    /// This request owns the key: do the work, then `complete` or `release` (or let
+    /// the use case complete it in its own transaction). The id names the request
+    /// across retries: a retry that takes over a dead request's claim gets the same.
+    Claimed(uuid::Uuid),
     /// The key was used before with the same request: replay this.
     Replay(StoredResponse),
     /// The key was used before with a different request.
@@ -45,8 +47,8 @@ pub struct PgIdempotencyStore {
 
 #[derive(QueryableByName)]
 struct Claimed {
-    #[diesel(sql_type = Bool)]
-    claimed: bool,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    claim_id: uuid::Uuid,
 }
 
 #[derive(Queryable)]
@@ -82,10 +84,12 @@ impl PgIdempotencyStore {
                SET request_hash = EXCLUDED.request_hash, status = 'IN_PROGRESS',
                    response_status = NULL, response_headers = NULL, response_body = NULL,
                    locked_until = EXCLUDED.locked_until, expires_at = EXCLUDED.expires_at,
-                   created_at = now()
+                   created_at = now(),
+                   -- a takeover continues the same request; an expired key starts anew
+                   claim_id = CASE WHEN k.expires_at < $6 THEN EXCLUDED.claim_id ELSE k.claim_id END
                WHERE k.expires_at < $6
                   OR (k.status = 'IN_PROGRESS' AND k.locked_until < $6 AND k.request_hash = EXCLUDED.request_hash)
-             RETURNING true AS claimed",
+             RETURNING claim_id",
         )
         .bind::<Text, _>(caller)
         .bind::<Text, _>(key)
@@ -97,8 +101,8 @@ impl PgIdempotencyStore {
         .await
         .optional()
         .context("claiming an idempotency key")?;
-        if claimed.is_some_and(|c| c.claimed) {
-            return Ok(BeginOutcome::Claimed);
+        if let Some(c) = claimed {
+            return Ok(BeginOutcome::Claimed(c.claim_id));
         }
         let existing: Option<Existing> = idempotency_keys::table
             .find((caller, key))
@@ -136,7 +140,9 @@ impl PgIdempotencyStore {
         }
     }
 
-    /// Stores the response of the request that claimed the key.
+    /// Stores the response of the request that claimed the key, unless the key was
+    /// completed already (by the use case's own transaction, or by another request
+    /// that took the claim over).
     pub async fn complete(
         &self,
         caller: &str,
@@ -144,16 +150,20 @@ impl PgIdempotencyStore {
         response: &StoredResponse,
     ) -> anyhow::Result<()> {
         let mut conn = conn(&self.pool).await?;
-        diesel::update(idempotency_keys::table.find((caller, key)))
-            .set((
-                idempotency_keys::status.eq("COMPLETED"),
-                idempotency_keys::response_status.eq(i16::try_from(response.status)?),
-                idempotency_keys::response_headers.eq(serde_json::to_value(&response.headers)?),
-                idempotency_keys::response_body.eq(&response.body),
-            ))
-            .execute(&mut conn)
-            .await
-            .context("storing an idempotent response")?;
+        diesel::update(
+            idempotency_keys::table
+                .find((caller, key))
+                .filter(idempotency_keys::status.eq("IN_PROGRESS")),
+        )
+        .set((
+            idempotency_keys::status.eq("COMPLETED"),
+            idempotency_keys::response_status.eq(i16::try_from(response.status)?),
+            idempotency_keys::response_headers.eq(serde_json::to_value(&response.headers)?),
+            idempotency_keys::response_body.eq(&response.body),
+        ))
+        .execute(&mut conn)
+        .await
+        .context("storing an idempotent response")?;
         Ok(())
     }
 

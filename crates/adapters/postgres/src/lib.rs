@@ -13,9 +13,9 @@ pub mod migrate;
 pub mod notification;
 pub mod order;
 pub mod outbox;
-pub mod payment;
 pub mod pool;
 pub mod schema;
+mod sql;
 pub mod stock;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -28,5 +28,4 @@ pub use idempotency::{BeginOutcome, PgIdempotencyStore, StoredResponse};
 pub use migrate::run_migrations;
 pub use order::PgOrderStore;
 pub use outbox::{OutboxListener, PgOutboxStore, Wake};
-pub use payment::PgPaymentStore;
 pub use pool::{build_pool, PgPool, PoolSettings};

@@ -19,6 +19,7 @@ diesel::table! {
         balance_after -> Nullable<Int8>,
         created_at -> Timestamptz,
         settled_at -> Nullable<Timestamptz>,
+        claim_id -> Nullable<Uuid>,
     }
 }
 
@@ -31,6 +32,7 @@ diesel::table! {
         balance_after -> Int8,
         order_id -> Nullable<Int8>,
         charge_id -> Nullable<Int8>,
+        refund_id -> Nullable<Int8>,
         created_at -> Timestamptz,
     }
 }

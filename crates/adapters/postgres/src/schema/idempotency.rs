@@ -10,5 +10,6 @@ diesel::table! {
         locked_until -> Timestamptz,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        claim_id -> Uuid,
     }
 }

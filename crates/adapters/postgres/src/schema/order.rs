@@ -12,6 +12,7 @@ diesel::table! {
         paid_at -> Nullable<Timestamptz>,
         cancelled_at -> Nullable<Timestamptz>,
         cancel_reason -> Nullable<Text>,
+        refunded_total -> Int8,
     }
 }
 
@@ -36,5 +37,23 @@ diesel::table! {
         status -> Text,
         paid_at -> Timestamptz,
         refunded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refunds (id) {
+        id -> Int8,
+        order_id -> Int8,
+        amount -> Int8,
+        reason -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refund_items (refund_id, product_id) {
+        refund_id -> Int8,
+        product_id -> Int8,
+        quantity -> Int4,
     }
 }

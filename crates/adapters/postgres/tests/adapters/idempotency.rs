@@ -8,6 +8,14 @@ fn store(db: &TestDatabase, lease: Duration, ttl: Duration) -> PgIdempotencyStor
     PgIdempotencyStore::new(db.pool(4), lease, ttl)
 }
 
+/// The claim id of a `Claimed` outcome (panics on any other).
+fn claimed(outcome: BeginOutcome) -> uuid::Uuid {
+    match outcome {
+        BeginOutcome::Claimed(id) => id,
+        other => panic!("expected a claim, got {other:?}"),
+    }
+}
+
 fn response() -> StoredResponse {
     StoredResponse {
         status: 201,
@@ -20,10 +28,7 @@ fn response() -> StoredResponse {
 async fn a_key_is_claimed_once_then_replayed() {
     let db = TestDatabase::create().await;
     let s = store(&db, Duration::from_secs(60), Duration::from_secs(3600));
-    assert_eq!(
-        s.begin("user:1", "k", "h1").await.unwrap(),
-        BeginOutcome::Claimed
-    );
+    claimed(s.begin("user:1", "k", "h1").await.unwrap());
     assert_eq!(
         s.begin("user:1", "k", "h1").await.unwrap(),
         BeginOutcome::InProgress
@@ -42,44 +47,38 @@ async fn a_key_is_claimed_once_then_replayed() {
         BeginOutcome::Mismatch
     );
     // another caller's key is its own
-    assert_eq!(
-        s.begin("user:2", "k", "h2").await.unwrap(),
-        BeginOutcome::Claimed
-    );
+    claimed(s.begin("user:2", "k", "h2").await.unwrap());
 }
 
 #[tokio::test]
 async fn a_released_or_abandoned_claim_can_be_taken_again() {
     let db = TestDatabase::create().await;
     let s = store(&db, Duration::from_millis(200), Duration::from_secs(3600));
-    assert_eq!(s.begin("c", "k", "h").await.unwrap(), BeginOutcome::Claimed);
+    claimed(s.begin("c", "k", "h").await.unwrap());
     s.release("c", "k").await.unwrap();
-    assert_eq!(s.begin("c", "k", "h").await.unwrap(), BeginOutcome::Claimed);
+    let first = claimed(s.begin("c", "k", "h").await.unwrap());
     // the owner died: after the lease, the same request takes over, another does not
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         s.begin("c", "k", "other").await.unwrap(),
         BeginOutcome::Mismatch
     );
-    assert_eq!(s.begin("c", "k", "h").await.unwrap(), BeginOutcome::Claimed);
+    // the takeover continues the same request: the same claim id, so work the dead
+    // request started (a charge) is found again
+    assert_eq!(claimed(s.begin("c", "k", "h").await.unwrap()), first);
 }
 
 #[tokio::test]
 async fn expired_keys_are_reusable_and_purged() {
     let db = TestDatabase::create().await;
     let s = store(&db, Duration::from_secs(60), Duration::from_millis(100));
-    assert_eq!(s.begin("c", "k", "h").await.unwrap(), BeginOutcome::Claimed);
+    let first = claimed(s.begin("c", "k", "h").await.unwrap());
     s.complete("c", "k", &response()).await.unwrap();
-    assert_eq!(
-        s.begin("c", "old", "h").await.unwrap(),
-        BeginOutcome::Claimed
-    );
+    claimed(s.begin("c", "old", "h").await.unwrap());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(
-        s.begin("c", "k", "different").await.unwrap(),
-        BeginOutcome::Claimed,
-        "expired keys live 24 h only"
-    );
+    // expired keys live 24 h only; a reused key is a new request with a new claim id
+    let reused = claimed(s.begin("c", "k", "different").await.unwrap());
+    assert_ne!(reused, first);
     assert!(s.purge_expired(100).await.unwrap() >= 1);
 }
 
@@ -91,7 +90,7 @@ async fn concurrent_claims_of_one_key_admit_one() {
     let outcomes = futures::future::join_all((0..20).map(|_| s.begin("c", "race", "h"))).await;
     let claimed = outcomes
         .iter()
-        .filter(|o| matches!(o, Ok(BeginOutcome::Claimed)))
+        .filter(|o| matches!(o, Ok(BeginOutcome::Claimed(_))))
         .count();
     let waiting = outcomes
         .iter()

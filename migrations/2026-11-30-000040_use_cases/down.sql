@@ -1,0 +1,20 @@
+DROP INDEX orders_created_idx;
+DROP INDEX orders_status_idx;
+ALTER TABLE outbox_events DROP CONSTRAINT outbox_events_event_type_check;
+ALTER TABLE outbox_events ADD CONSTRAINT outbox_events_event_type_check
+    CHECK (event_type IN ('order.paid', 'order.cancelled'));
+DROP INDEX balance_history_cancel_refund_key;
+DROP INDEX balance_history_refund_key;
+DROP INDEX balance_history_payment_key;
+ALTER TABLE balance_history DROP CONSTRAINT balance_history_refund_check;
+ALTER TABLE balance_history DROP COLUMN refund_id;
+ALTER TABLE balance_history DROP CONSTRAINT balance_history_sign_check;
+ALTER TABLE balance_history ADD CONSTRAINT balance_history_check CHECK ((kind = 'PAYMENT') = (amount < 0));
+ALTER TABLE balance_history ADD CONSTRAINT balance_history_amount_check CHECK (amount <> 0);
+CREATE UNIQUE INDEX balance_history_order_kind_key ON balance_history (order_id, kind) WHERE order_id IS NOT NULL;
+ALTER TABLE orders DROP CONSTRAINT orders_refunded_total_check;
+ALTER TABLE orders DROP COLUMN refunded_total;
+DROP TABLE refund_items;
+DROP TABLE refunds;
+ALTER TABLE balance_charges DROP COLUMN claim_id;
+ALTER TABLE idempotency_keys DROP COLUMN claim_id;
