@@ -1,13 +1,18 @@
 //! Orders: the use cases (place, pay, cancel, refund, expire) as load-lock, decide,
 //! write-plan; reads; best sellers.
 //!
-//! Every use case is one short transaction of four round trips: `BEGIN`, ONE statement
-//! that locks and reads the decision's snapshot (and allocates the new ids), the
-//! domain's decision (in Rust, between the two), ONE statement that writes the whole
-//! plan ([`WritePlan`]: a data-modifying CTE per effect), `COMMIT`. Both statements are
-//! prepared once per connection ([`crate::sql`]). The answer is the plan's order, never
-//! read back. No business rule lives here: what to write is the plan, and the SQL only
-//! guards it again (a guard that refuses rolls everything back).
+//! Every use case is one short transaction: `BEGIN`, ONE statement that locks and reads
+//! the decision's snapshot (and allocates the new ids), the domain's decision (in Rust,
+//! between the two), ONE statement that writes the whole plan ([`WritePlan`]: a
+//! data-modifying CTE per effect), `COMMIT`: four round trips to place an order. A use
+//! case on an existing order first locks the order row alone ([`LockOrderRow`]), so
+//! that the snapshot statement, which starts after the lock is granted, sees what the
+//! previous holder of the lock committed (its refunds, its payment): in READ COMMITTED
+//! a statement that waits for a row lock re-reads that row but reads every other table
+//! as of its start. Five round trips. The statements are prepared once per connection
+//! ([`crate::sql`]). The answer is the plan's order, never read back. No business rule
+//! lives here: what to write is the plan, and the SQL only guards it again (a guard that
+//! refuses rolls everything back).
 //!
 //! Lock order, shared by every use case (and by `balance.rs`), so none can deadlock:
 //! orders row -> products rows (ascending id) -> user coupon row -> balance row. Row
@@ -104,7 +109,20 @@ sql!(
 );
 
 sql!(
-    /// The snapshot of pay, cancel and refund: locks the order, then (when asked) its
+    /// Locks the row of an order, alone (see the module documentation).
+    LockOrderRow,
+    "SELECT id FROM orders WHERE id = $order_id FOR NO KEY UPDATE"
+);
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    #[allow(dead_code)]
+    id: i64,
+}
+
+sql!(
+    /// The snapshot of pay, cancel and refund, once the order row is locked: the order, then (when asked) its
     /// products in ascending id and the coupon it uses, then its owner's balance; reads
     /// the whole order; allocates a payment or refund id when asked.
     LockOrder,
@@ -891,6 +909,14 @@ async fn lock_order(
     id: OrderId,
     locks: Locks,
 ) -> Result<Option<OrderSnapshot>, diesel::result::Error> {
+    let locked: Option<IdRow> = Statement::<LockOrderRow>::new()
+        .bind("order_id", Bind::I64(id.get()))
+        .get_result(conn)
+        .await
+        .optional()?;
+    if locked.is_none() {
+        return Ok(None);
+    }
     let row: Option<LockedOrderRow> = Statement::<LockOrder>::new()
         .bind("order_id", Bind::I64(id.get()))
         .bind("lock_products", Bind::Bool(locks.products))

@@ -5,5 +5,6 @@ mod balance;
 mod cart;
 mod coupon;
 mod idempotency;
+mod order;
 mod outbox;
 mod stock;
