@@ -22,6 +22,16 @@ pub struct Settings {
     pub orders: OrderSettings,
     pub payment_gateway: PaymentGatewaySettings,
     pub jobs: JobSettings,
+    pub idempotency: IdempotencySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    /// How long a running request holds its key; a retry after it takes over a request
+    /// that died (and finds what that request recorded or started).
+    pub lease_seconds: u64,
+    /// How long a key is remembered.
+    pub ttl_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

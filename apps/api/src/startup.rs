@@ -107,8 +107,8 @@ impl Application {
         ));
         let idempotency_store = web::Data::new(PgIdempotencyStore::new(
             pool.clone(),
-            Duration::from_secs(60),
-            Duration::from_secs(24 * 3600),
+            Duration::from_secs(settings.idempotency.lease_seconds.max(1)),
+            Duration::from_secs(settings.idempotency.ttl_seconds.max(1)),
         ));
         let limit = settings.server.max_body_bytes;
         let settings = Arc::new(settings);
@@ -268,8 +268,8 @@ fn start_jobs(
     ));
     let keys = PgIdempotencyStore::new(
         state.pool.clone(),
-        Duration::from_secs(60),
-        Duration::from_secs(24 * 3600),
+        Duration::from_secs(settings.idempotency.lease_seconds.max(1)),
+        Duration::from_secs(settings.idempotency.ttl_seconds.max(1)),
     );
     handles.push(jobs::every(
         "idempotency-purge",

@@ -54,15 +54,26 @@ const PAID_BEFORE_KILL: i64 = 60;
 /// `commerce-api serve` as a child process; killed (and reaped) when dropped, so a
 /// panicking test leaves no server behind. Its output goes to a file, whose tail is
 /// printed if the test panics.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     log: PathBuf,
 }
 
 impl Server {
     /// Starts the binary on a free port and waits until it answers `/health/ready`.
     async fn start(db_url: &str, platform_url: &str, timeout_ms: u64, name: &str) -> Server {
+        Self::start_with(db_url, platform_url, timeout_ms, name, &[]).await
+    }
+
+    /// [`Server::start`] with more settings (`COMMERCE__...` variables).
+    pub(crate) async fn start_with(
+        db_url: &str,
+        platform_url: &str,
+        timeout_ms: u64,
+        name: &str,
+        extra: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         let log = std::env::temp_dir().join(format!(
             "commerce-crash-{}-{name}.log",
@@ -91,6 +102,7 @@ impl Server {
             // nothing may go DEAD while the platform refuses
             .env("COMMERCE__DATA_PLATFORM__MAX_ATTEMPTS", "100000")
             .env("RUST_LOG", "warn")
+            .envs(extra.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err);
@@ -128,7 +140,7 @@ impl Server {
     }
 
     /// SIGKILL: no shutdown code runs, transactions under way die with their connections.
-    fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("killing the server");
         self.child.wait().expect("reaping the server");
     }
@@ -166,15 +178,15 @@ fn free_port() -> u16 {
 
 /// HTTP to the child; answers are `Err` when the connection dies (the point of the test).
 #[derive(Clone)]
-struct Api {
-    client: reqwest::Client,
+pub(crate) struct Api {
+    pub(crate) client: reqwest::Client,
     keys: std::sync::Arc<JwtKeys>,
 }
 
-type Answer = Result<(u16, Value), String>;
+pub(crate) type Answer = Result<(u16, Value), String>;
 
 impl Api {
-    fn new() -> Api {
+    pub(crate) fn new() -> Api {
         Api {
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(20))
@@ -184,15 +196,15 @@ impl Api {
         }
     }
 
-    fn token(&self, caller: Caller) -> String {
+    pub(crate) fn token(&self, caller: Caller) -> String {
         self.keys.mint(caller).unwrap()
     }
 
-    fn user(&self, id: i64) -> String {
+    pub(crate) fn user(&self, id: i64) -> String {
         self.token(Caller::User(UserId::try_from(id).unwrap()))
     }
 
-    async fn send(
+    pub(crate) async fn send(
         &self,
         base: &str,
         method: Method,
@@ -216,7 +228,7 @@ impl Api {
         ))
     }
 
-    async fn charge(&self, base: &str, user: i64, amount: i64) -> Answer {
+    pub(crate) async fn charge(&self, base: &str, user: i64, amount: i64) -> Answer {
         self.send(
             base,
             Method::POST,
@@ -342,7 +354,7 @@ struct OrderRow {
 const TEST_APPLICATION: &str = "commerce-crash-test";
 
 /// A small pool on `db` whose connections are named [`TEST_APPLICATION`].
-fn test_pool(db: &TestDatabase) -> PgPool {
+pub(crate) fn test_pool(db: &TestDatabase) -> PgPool {
     let sep = if db.url.contains('?') { '&' } else { '?' };
     let url = format!("{}{sep}application_name={TEST_APPLICATION}", db.url);
     build_pool(&PoolSettings::new(url, 2)).expect("building the test pool")
@@ -351,7 +363,7 @@ fn test_pool(db: &TestDatabase) -> PgPool {
 /// Waits until no connection of the killed server is left. A backend that had already
 /// received a COMMIT when its client died still commits it, so the database may change
 /// for a moment after SIGKILL; once the backends are gone it is final.
-async fn wait_for_server_backends_to_exit(pool: &PgPool) {
+pub(crate) async fn wait_for_server_backends_to_exit(pool: &PgPool) {
     let sql = format!(
         "SELECT count(*) AS n FROM pg_stat_activity
          WHERE datname = current_database() AND backend_type = 'client backend'
@@ -371,7 +383,7 @@ async fn wait_for_server_backends_to_exit(pool: &PgPool) {
     }
 }
 
-async fn count(pool: &PgPool, sql: &str) -> i64 {
+pub(crate) async fn count(pool: &PgPool, sql: &str) -> i64 {
     let mut conn = pool.get().await.expect("a connection");
     diesel::sql_query(sql)
         .get_result::<Count>(&mut conn)

@@ -1,11 +1,15 @@
 //! A TCP proxy for tests that put a database (or any server) behind a link that can
 //! stall or break: `stall()` stops forwarding bytes in both directions while keeping the
-//! connections open (a hung server or a dropped route), `resume()` forwards again, and
-//! `break_connections()` closes every connection open now (a restart or a reset).
+//! connections open (a hung server or a dropped route), `stall_replies()` only the
+//! server's answers (the server does the work, the client never hears of it),
+//! `hold_replies_after(b"COMMIT")` holds the server's answers on each connection from
+//! the moment its client sends those bytes (the database commits; the client never
+//! hears of it), `resume()` forwards again, and `break_connections()` closes every
+//! connection open now (a restart or a reset).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -15,6 +19,11 @@ use tokio::sync::watch;
 pub struct TcpProxy {
     addr: SocketAddr,
     stalled: Arc<AtomicBool>,
+    replies_stalled: Arc<AtomicBool>,
+    /// Bytes after which a connection's replies are held (see `hold_replies_after`).
+    trap: Arc<Mutex<Option<Vec<u8>>>>,
+    /// Connections whose replies are held by the trap.
+    trapped: Arc<AtomicU64>,
     /// Bumped by `break_connections`: connections opened before it close.
     generation: watch::Sender<u64>,
     accepted: Arc<AtomicU64>,
@@ -27,16 +36,23 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let stalled = Arc::new(AtomicBool::new(false));
+        let replies_stalled = Arc::new(AtomicBool::new(false));
+        let trap: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+        let trapped = Arc::new(AtomicU64::new(0));
         let (generation, _) = watch::channel(0u64);
         let accepted = Arc::new(AtomicU64::new(0));
         let task = {
             let stalled = stalled.clone();
+            let replies_stalled = replies_stalled.clone();
             let generation = generation.clone();
             let accepted = accepted.clone();
+            let (trap, trapped) = (trap.clone(), trapped.clone());
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     accepted.fetch_add(1, Ordering::SeqCst);
                     let stalled = stalled.clone();
+                    let replies_stalled = replies_stalled.clone();
+                    let (trap, trapped) = (trap.clone(), trapped.clone());
                     let mut gen_rx = generation.subscribe();
                     let born = *gen_rx.borrow_and_update();
                     tokio::spawn(async move {
@@ -45,10 +61,22 @@ impl TcpProxy {
                         };
                         let (cr, cw) = client.into_split();
                         let (sr, sw) = server.into_split();
+                        // this connection's replies, held once its client sent the trap
+                        let held = Arc::new(AtomicBool::new(false));
+                        let watch_trap = Trap {
+                            bytes: trap,
+                            held: held.clone(),
+                            trapped,
+                        };
                         let pump = async {
                             tokio::join!(
-                                pump(cr, sw, stalled.clone()),
-                                pump(sr, cw, stalled.clone())
+                                pump(cr, sw, [stalled.clone(), stalled.clone()], Some(watch_trap)),
+                                pump(
+                                    sr,
+                                    cw,
+                                    [stalled.clone(), replies_stalled.clone(), held],
+                                    None
+                                )
                             )
                         };
                         tokio::select! {
@@ -68,6 +96,9 @@ impl TcpProxy {
         Ok(TcpProxy {
             addr,
             stalled,
+            replies_stalled,
+            trap,
+            trapped,
             generation,
             accepted,
             task,
@@ -84,9 +115,29 @@ impl TcpProxy {
         self.stalled.store(true, Ordering::SeqCst);
     }
 
-    /// Forwards again, the bytes that waited included.
+    /// Stops forwarding the server's bytes only: requests still reach the server, which
+    /// acts on them, but no answer comes back.
+    pub fn stall_replies(&self) {
+        self.replies_stalled.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on, holds the replies of each connection whose client sends `bytes`
+    /// (e.g. `b"COMMIT"`): what it sent reaches the server, no answer comes back.
+    pub fn hold_replies_after(&self, bytes: &[u8]) {
+        *self.trap.lock().unwrap_or_else(|p| p.into_inner()) = Some(bytes.to_vec());
+    }
+
+    /// How many connections have their replies held by [`TcpProxy::hold_replies_after`].
+    pub fn held_connections(&self) -> u64 {
+        self.trapped.load(Ordering::SeqCst)
+    }
+
+    /// Forwards again, the bytes that waited included, and sets no new trap (replies a
+    /// trap already holds stay held until their connection breaks).
     pub fn resume(&self) {
         self.stalled.store(false, Ordering::SeqCst);
+        self.replies_stalled.store(false, Ordering::SeqCst);
+        *self.trap.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
     /// Closes every connection open now; new ones are accepted as before.
@@ -119,14 +170,38 @@ impl Drop for TcpProxy {
     }
 }
 
-async fn pump(
+/// Holds a connection's replies once its client sent the trap's bytes.
+struct Trap {
+    bytes: Arc<Mutex<Option<Vec<u8>>>>,
+    held: Arc<AtomicBool>,
+    trapped: Arc<AtomicU64>,
+}
+
+impl Trap {
+    fn watch(&self, sent: &[u8]) {
+        let bytes = self.bytes.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(bytes) = bytes else { return };
+        if !self.held.load(Ordering::SeqCst)
+            && !bytes.is_empty()
+            && sent.windows(bytes.len()).any(|w| w == bytes.as_slice())
+        {
+            self.held.store(true, Ordering::SeqCst);
+            self.trapped.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Copies `from` to `to` while none of `stalls` is set; `trap` watches what passes.
+async fn pump<const N: usize>(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalled: Arc<AtomicBool>,
+    stalls: [Arc<AtomicBool>; N],
+    trap: Option<Trap>,
 ) {
+    let stalled = || stalls.iter().any(|s| s.load(Ordering::SeqCst));
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        while stalled.load(Ordering::SeqCst) {
+        while stalled() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let n = match from.read(&mut buf).await {
@@ -134,8 +209,11 @@ async fn pump(
             Ok(n) => n,
         };
         // bytes read just before a stall wait for the resume too
-        while stalled.load(Ordering::SeqCst) {
+        while stalled() {
             tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        if let Some(trap) = &trap {
+            trap.watch(&buf[..n]);
         }
         if to.write_all(&buf[..n]).await.is_err() {
             break;
@@ -195,6 +273,29 @@ mod tests {
             .expect("the held bytes pass after resume")
             .unwrap();
         assert_eq!(&b, b"wait");
+
+        // only the answers held: the request reaches the server, its echo does not come back
+        proxy.stall_replies();
+        c.write_all(b"half").await.unwrap();
+        let held = tokio::time::timeout(Duration::from_millis(200), c.read_exact(&mut b)).await;
+        assert!(held.is_err(), "no reply passes");
+        proxy.resume();
+        tokio::time::timeout(Duration::from_secs(2), c.read_exact(&mut b))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&b, b"half");
+
+        // the trap: the bytes that spring it pass, the answer to them does not
+        proxy.hold_replies_after(b"COMMIT");
+        c.write_all(b"ping").await.unwrap();
+        c.read_exact(&mut b).await.unwrap();
+        c.write_all(b"COMMIT").await.unwrap();
+        let mut six = [0u8; 6];
+        let trapped =
+            tokio::time::timeout(Duration::from_millis(200), c.read_exact(&mut six)).await;
+        assert!(trapped.is_err(), "the answer to the trap is held");
+        assert_eq!(proxy.held_connections(), 1);
 
         proxy.break_connections();
         let closed = tokio::time::timeout(Duration::from_secs(2), c.read(&mut b))
