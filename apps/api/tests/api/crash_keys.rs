@@ -49,7 +49,7 @@ impl Request {
     /// Request `i` of round `round`.
     fn of(round: usize, i: usize) -> Request {
         Request {
-            kind: if i % 3 == 0 {
+            kind: if i.is_multiple_of(3) {
                 Kind::Charge
             } else {
                 Kind::PayNow
