@@ -11,6 +11,6 @@ mod page;
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
-pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, UserId};
+pub use ids::{ChargeId, CouponId, IdError, NotificationId, OrderId, ProductId, UserId};
 pub use money::{Money, MoneyError, Quantity, QuantityError};
 pub use page::{Page, PageRequest, PageRequestError};

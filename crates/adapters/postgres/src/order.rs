@@ -443,7 +443,9 @@ impl OrderStore for PgOrderStore {
                     .map_err(|e| {
                         e.map_rule(|r| match r {
                             coupon::UseCouponError::NotFound => PlaceOrderError::CouponNotFound,
-                            coupon::UseCouponError::NotUsable => PlaceOrderError::CouponNotUsable,
+                            coupon::UseCouponError::NotUsable(_) => {
+                                PlaceOrderError::CouponNotUsable
+                            }
                         })
                     })?,
                     None => Money::ZERO,
