@@ -276,7 +276,7 @@ impl ApiError {
         e
     }
 
-    fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let mut body = Map::new();
         body.insert(
             "type".into(),

@@ -159,8 +159,10 @@ impl Application {
                 .configure(routes::configure_health)
                 .service(web::scope("/api/v1").configure(routes::configure_v1))
                 // Not API routes, so not in the OpenAPI document (the contract test
-                // knows): the Prometheus scrape, the document itself and Swagger UI.
+                // knows): the Prometheus scrape, the document itself and Swagger UI
+                // (`/docs` and `/` redirect to it).
                 .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
+                .configure(docs::ui_redirects)
                 .service(
                     SwaggerUi::new("/docs/{_:.*}")
                         .url("/api-docs/openapi.json", openapi.clone())

@@ -295,6 +295,7 @@ pub async fn place_order(
         .json(order))
 }
 
+/// One order (its owner or an admin).
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),

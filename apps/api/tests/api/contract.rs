@@ -432,6 +432,153 @@ fn every_problem_response_names_its_codes() {
     }
 }
 
+/// The example bodies of every problem response: (operation, status, description,
+/// examples).
+type Examples = Vec<((String, String), String, String, Vec<(String, Value)>)>;
+
+fn problem_examples(doc: &Value) -> Examples {
+    let mut all = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in OPERATIONS {
+            let Some(op) = item.get(*method) else {
+                continue;
+            };
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                let Some(media) = response["content"].get(commerce_api::error::PROBLEM_JSON) else {
+                    continue;
+                };
+                let examples = media["examples"]
+                    .as_object()
+                    .map(|e| e.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default();
+                all.push((
+                    (method.to_ascii_uppercase(), path.clone()),
+                    status.clone(),
+                    response["description"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                    examples,
+                ));
+            }
+        }
+    }
+    all
+}
+
+// Invariant: a problem example only ever shows a code its response names (so it is a
+// code that operation can return), with that response's status, and every code a
+// response names has its example: no operation shows another's errors.
+#[test]
+fn every_problem_example_is_a_code_its_response_names() {
+    let doc = document();
+    let known = documented_codes(&doc);
+    let mut checked = 0;
+    for ((method, path), status, description, examples) in problem_examples(&doc) {
+        let named: BTreeSet<String> = words(&description)
+            .filter(|w| known.contains(*w))
+            .map(str::to_string)
+            .collect();
+        let shown: BTreeSet<String> = examples.iter().map(|(k, _)| k.clone()).collect();
+        assert_same(
+            &format!("the codes {method} {path} {status} names"),
+            &named,
+            "the codes its examples show",
+            &shown,
+        );
+        for (key, example) in examples {
+            let body = &example["value"];
+            let code = body["code"].as_str().unwrap_or_default();
+            assert_eq!(
+                code, key,
+                "{method} {path} {status}: example {key} shows {code}"
+            );
+            assert!(
+                named.contains(code),
+                "{method} {path} {status}: the example {code} is not a code of this response ({description:?})"
+            );
+            assert_eq!(
+                body["status"].to_string(),
+                status,
+                "{method} {path}: the {code} example has another status"
+            );
+            let meaning = ProblemCode::ALL
+                .iter()
+                .find(|c| c.as_str() == code)
+                .map(|c| c.meaning())
+                .unwrap_or_default();
+            assert!(
+                meaning.contains(status.as_str())
+                    || meaning.starts_with("4xx") && status.starts_with('4'),
+                "{method} {path}: {code} is never answered with {status} ({meaning})"
+            );
+            for member in ["type", "title", "detail"] {
+                assert!(
+                    body[member].is_string(),
+                    "{method} {path} {status} {code}: {member}"
+                );
+            }
+            if code == "VALIDATION_ERROR" {
+                assert!(
+                    body["errors"][0]["field"].is_string(),
+                    "{method} {path}: errors"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 100, "only {checked} examples");
+}
+
+#[test]
+fn the_reason_of_coupon_not_usable_is_documented() {
+    let doc = document();
+    let description = doc["components"]["schemas"]["ProblemCode"]["description"]
+        .as_str()
+        .unwrap_or_default();
+    for reason in coupon::Unusable::ALL {
+        assert!(
+            description.contains(reason.code()),
+            "the reason {} is not documented",
+            reason.code()
+        );
+    }
+}
+
+// Invariant: Swagger UI lists operations under tags in the order of API.md's sections,
+// and every operation has a one-line summary.
+#[test]
+fn tags_come_in_the_order_of_api_md_and_every_operation_has_a_summary() {
+    let doc = document();
+    let tags: Vec<&str> = doc["tags"]
+        .as_array()
+        .expect("top-level tags")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a tag name"))
+        .collect();
+    assert_eq!(
+        tags,
+        ["health", "products", "balance", "cart", "coupons", "orders", "outbox"]
+    );
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for method in OPERATIONS {
+            let Some(op) = item.get(*method) else {
+                continue;
+            };
+            let summary = op["summary"].as_str().unwrap_or_default();
+            assert!(
+                !summary.trim().is_empty() && !summary.contains('\n'),
+                "{method} {path}: summary {summary:?}"
+            );
+            let tag = op["tags"][0].as_str().unwrap_or_default();
+            assert!(
+                tags.contains(&tag),
+                "{method} {path}: tag {tag:?} is not listed"
+            );
+        }
+    }
+}
+
 #[test]
 fn every_post_documents_the_idempotency_key_and_its_codes() {
     let doc = document();
