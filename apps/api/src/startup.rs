@@ -38,6 +38,16 @@ use utoipa_swagger_ui::SwaggerUi;
 /// Orders cancelled per expiry transaction.
 const EXPIRY_BATCH: i64 = 50;
 
+/// What a migration run did, in words: "no pending migrations" or "applied 2
+/// migrations: 2026...". The version list is what diesel reports.
+pub fn migrations_report(applied: &[String]) -> String {
+    match applied {
+        [] => "no pending migrations".to_string(),
+        [one] => format!("applied 1 migration: {one}"),
+        many => format!("applied {} migrations: {}", many.len(), many.join(", ")),
+    }
+}
+
 /// The request body cap (bytes), for middleware that reads bodies itself.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
@@ -65,9 +75,7 @@ impl Application {
         let applied = run_migrations(&settings.database.url)
             .await
             .context("migrating the database")?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "migrations applied");
-        }
+        tracing::info!("{}", migrations_report(&applied));
         let pool = build_pool(&PoolSettings::new(
             settings.database.url.clone(),
             settings.database.pool_size,
@@ -292,4 +300,22 @@ fn start_jobs(
         },
     ));
     handles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migration_report_says_what_happened_in_words() {
+        assert_eq!(migrations_report(&[]), "no pending migrations");
+        assert_eq!(
+            migrations_report(&["20261130000030".into()]),
+            "applied 1 migration: 20261130000030"
+        );
+        assert_eq!(
+            migrations_report(&["1".into(), "2".into()]),
+            "applied 2 migrations: 1, 2"
+        );
+    }
 }
