@@ -437,7 +437,7 @@ pub async fn create_coupon(
         .json(CouponView::from(coupon)))
 }
 
-/// Deactivates a coupon
+/// Deactivates a coupon (admin).
 ///
 /// From now on it can no longer be issued (409 COUPON_NOT_ACTIVE) nor used on an order
 /// (409 COUPON_NOT_USABLE, reason INACTIVE); orders already placed with it keep it.
@@ -551,7 +551,7 @@ pub async fn notifications(
     )))
 }
 
-/// Marks a notification read
+/// Marks a notification read.
 ///
 /// Idempotent: a notification already read stays read (its first read time is kept).
 /// Another user's notification is not found.
