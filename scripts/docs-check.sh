@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# make docs-check: opens /docs (Swagger UI served by the binary) in headless Chromium
-# and checks that the operations list renders, with every request kept on this machine.
+# make docs-check: opens /docs (no slash, as a newcomer types it; the server redirects
+# to Swagger UI at /docs/) in headless Chromium and checks that the operations list
+# renders, tags in the order of the contract, with every request kept on this machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -33,14 +34,19 @@ flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run
   # any host but this machine fails to resolve: nothing leaves it
   --host-resolver-rules="MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
   --virtual-time-budget=15000)
-chromium "${flags[@]}" --log-net-log=.data/docs-netlog.json --dump-dom "$base/docs/" > .data/docs-dom.html 2>/dev/null
-chromium "${flags[@]}" --window-size=1280,2000 --screenshot=.data/docs.png "$base/docs/" >/dev/null 2>&1 || true
+chromium "${flags[@]}" --log-net-log=.data/docs-netlog.json --dump-dom "$base/docs" > .data/docs-dom.html 2>/dev/null
+chromium "${flags[@]}" --window-size=1280,2000 --screenshot=.data/docs.png "$base/docs" >/dev/null 2>&1 || true
 ops=$(grep -o 'class="opblock opblock-[a-z]*' .data/docs-dom.html | wc -l)
 echo "docs-check: Swagger UI rendered $ops operations (DOM in .data/docs-dom.html, screenshot .data/docs.png)"
 for path in "/api/v1/users/{user_id}/balance/charges" "/health/live"; do
   grep -qF "$path" .data/docs-dom.html || { echo "docs-check: $path is missing from the rendered page" >&2; exit 1; }
 done
 [ "$ops" -ge 5 ] || { echo "docs-check: expected the operations list, found $ops operations" >&2; exit 1; }
+# the tag sections in the order of API.md's sections
+tags=$(grep -o 'id="operations-tag-[a-z_-]*"' .data/docs-dom.html | sed 's/.*operations-tag-\([a-z_-]*\)"/\1/' | tr '\n' ' ')
+[ "$tags" = "health products balance cart coupons orders outbox " ] ||
+  { echo "docs-check: tags in the wrong order: $tags" >&2; exit 1; }
+echo "docs-check: tags in order: $tags"
 # Swagger UI must not reach out (its validator badge would fetch validator.swagger.io)
 grep -q 'validator.swagger.io' .data/docs-dom.html && { echo "docs-check: the page references validator.swagger.io" >&2; exit 1; }
 # Every request the page made went to this machine: read the browser's net log. Requests
@@ -59,7 +65,8 @@ for e in log["events"]:
     url, initiator = p.get("url"), p.get("initiator")
     if not url:
         continue
-    if url.startswith(base + "/docs/") and initiator == "not an origin" or (initiator or "").startswith("http"):
+    # the navigation itself (/docs, redirected to /docs/) carries no origin
+    if url.startswith(base + "/docs") and initiator == "not an origin" or (initiator or "").startswith("http"):
         page.add(url)
     else:
         browser.add(url)

@@ -117,11 +117,13 @@ problem_codes! {
     CouponAlreadyIssued = "COUPON_ALREADY_ISSUED",
     /// 409: every unit of the coupon has been issued.
     CouponSoldOut = "COUPON_SOLD_OUT",
-    /// 409: the coupon is outside its validity window.
+    /// 409: the coupon cannot be issued now: outside its validity window, or deactivated.
     CouponNotActive = "COUPON_NOT_ACTIVE",
-    /// 409: the coupon does not apply to this order (not the user's, not AVAILABLE,
-    /// outside its validity window, or the subtotal is below its minimum).
+    /// 409: the coupon does not apply to this order; `reason` says why: `NOT_OWNED`,
+    /// `ALREADY_USED`, `INACTIVE`, `NOT_YET_VALID`, `EXPIRED` or `BELOW_MIN_ORDER_AMOUNT`.
     CouponNotUsable = "COUPON_NOT_USABLE",
+    /// 404: the user has no such notification.
+    NotificationNotFound = "NOTIFICATION_NOT_FOUND",
     /// 404: no such order.
     OrderNotFound = "ORDER_NOT_FOUND",
     /// 409: the balance does not cover the order's total (`balance`, `required`).
@@ -277,7 +279,7 @@ impl ApiError {
         e
     }
 
-    fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         let mut body = Map::new();
         body.insert(
             "type".into(),

@@ -57,11 +57,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Migrate => {
             telemetry::init(settings.is_production());
             let applied = postgres_adapter::run_migrations(&settings.database.url).await?;
-            println!(
-                "applied {} migration(s): {}",
-                applied.len(),
-                applied.join(", ")
-            );
+            println!("{}", commerce_api::startup::migrations_report(&applied));
         }
         Command::Seed => {
             telemetry::init(settings.is_production());

@@ -37,6 +37,16 @@ use utoipa_swagger_ui::SwaggerUi;
 /// Orders cancelled per expiry transaction.
 const EXPIRY_BATCH: i64 = 50;
 
+/// What a migration run did, in words: "no pending migrations" or "applied 2
+/// migrations: 2026...". The version list is what diesel reports.
+pub fn migrations_report(applied: &[String]) -> String {
+    match applied {
+        [] => "no pending migrations".to_string(),
+        [one] => format!("applied 1 migration: {one}"),
+        many => format!("applied {} migrations: {}", many.len(), many.join(", ")),
+    }
+}
+
 /// The request body cap (bytes), for middleware that reads bodies itself.
 #[derive(Debug, Clone, Copy)]
 pub struct BodyLimit(pub usize);
@@ -64,9 +74,7 @@ impl Application {
         let applied = run_migrations(&settings.database.url)
             .await
             .context("migrating the database")?;
-        if !applied.is_empty() {
-            tracing::info!(?applied, "migrations applied");
-        }
+        tracing::info!("{}", migrations_report(&applied));
         let pool = build_pool(&PoolSettings::new(
             settings.database.url.clone(),
             settings.database.pool_size,
@@ -153,8 +161,10 @@ impl Application {
                 .configure(routes::configure_health)
                 .service(web::scope("/api/v1").configure(routes::configure_v1))
                 // Not API routes, so not in the OpenAPI document (the contract test
-                // knows): the Prometheus scrape, the document itself and Swagger UI.
+                // knows): the Prometheus scrape, the document itself and Swagger UI
+                // (`/docs` and `/` redirect to it).
                 .service(web::resource("/metrics").route(web::get().to(crate::metrics::metrics)))
+                .configure(docs::ui_redirects)
                 .service(
                     SwaggerUi::new("/docs/{_:.*}")
                         .url("/api-docs/openapi.json", openapi.clone())
@@ -284,4 +294,22 @@ fn start_jobs(
         },
     ));
     handles
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migration_report_says_what_happened_in_words() {
+        assert_eq!(migrations_report(&[]), "no pending migrations");
+        assert_eq!(
+            migrations_report(&["20261130000030".into()]),
+            "applied 1 migration: 20261130000030"
+        );
+        assert_eq!(
+            migrations_report(&["1".into(), "2".into()]),
+            "applied 2 migrations: 1, 2"
+        );
+    }
 }

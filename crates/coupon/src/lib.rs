@@ -6,7 +6,10 @@
 //! - a discount is never negative and never above the order subtotal;
 //! - a user's coupon is used by at most one order, and one order uses at most one
 //!   coupon; cancelling the order makes it AVAILABLE again;
-//! - EXPIRED is derived from the validity window at read time, never stored.
+//! - EXPIRED is derived from the validity window at read time, never stored;
+//! - a deactivated coupon is never issued nor used again (orders already placed keep it).
+
+#![warn(missing_docs)]
 
 pub mod model;
 pub mod ports;
@@ -16,4 +19,4 @@ pub mod service;
 pub use model::*;
 pub use ports::*;
 pub use rules::*;
-pub use service::{CouponService, GetCouponError};
+pub use service::{CouponService, DeactivateCouponError, GetCouponError, MarkReadError};

@@ -2,19 +2,27 @@
 
 use crate::model::*;
 use async_trait::async_trait;
-use kernel::{CouponId, Money, OrderId, Page, PageRequest, Timestamp, UserId};
+use kernel::{CouponId, Money, NotificationId, OrderId, Page, PageRequest, Timestamp, UserId};
 
 /// Why first-come-first-served issuing refused.
 #[derive(Debug, thiserror::Error)]
 pub enum IssueCouponError {
+    /// No such coupon.
     #[error("no such coupon")]
     NotFound,
+    /// The user already owns it (a user owns a coupon at most once).
     #[error("the user already owns this coupon")]
     AlreadyIssued,
+    /// Every unit of `total_quantity` is issued.
     #[error("every unit of this coupon has been issued")]
     SoldOut,
+    /// Now is outside the coupon's validity window.
     #[error("the coupon is outside its validity window")]
     NotActive,
+    /// An admin deactivated the coupon.
+    #[error("the coupon has been deactivated")]
+    Deactivated,
+    /// The database failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -27,23 +35,25 @@ pub enum UseCouponError {
     /// No such coupon at all.
     #[error("no such coupon")]
     NotFound,
-    /// The coupon exists but the user does not own it, it is used, outside its window,
-    /// or the subtotal is below its minimum (see [`crate::Unusable`]).
-    #[error("the coupon cannot be used on this order")]
-    NotUsable,
+    /// The coupon exists but cannot be used on this order, for the reason it carries
+    /// (not owned, used, deactivated, outside its window, below the minimum).
+    #[error("the coupon cannot be used on this order: {0}")]
+    NotUsable(crate::rules::Unusable),
 }
 
 impl From<crate::rules::Unusable> for UseCouponError {
-    fn from(_: crate::rules::Unusable) -> Self {
-        UseCouponError::NotUsable
+    fn from(reason: crate::rules::Unusable) -> Self {
+        UseCouponError::NotUsable(reason)
     }
 }
 
 /// [`UseCouponError`] or an unexpected failure.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyCouponError {
+    /// The business refusal.
     #[error(transparent)]
     Refused(#[from] UseCouponError),
+    /// The database failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -63,11 +73,19 @@ pub trait CouponStore: Send + Sync {
     /// The coupon, if it exists.
     async fn get(&self, id: CouponId) -> anyhow::Result<Option<Coupon>>;
 
+    /// Deactivates the coupon (`active: false`) and returns it; `None` when there is no
+    /// such coupon. Idempotent: deactivating it again changes nothing. Once it has
+    /// committed, [`CouponStore::issue`] MUST refuse the coupon (`Deactivated`) and using
+    /// it on an order MUST be refused ([`crate::Unusable::Inactive`]); orders already
+    /// placed with it MUST NOT change.
+    async fn deactivate(&self, id: CouponId, now: Timestamp) -> anyhow::Result<Option<Coupon>>;
+
     /// First come, first served: gives `user` one unit of the coupon.
     /// MUST issue at most `total_quantity` units in total and at most one per user,
     /// across processes and whatever the concurrency; a refused request MUST NOT consume
-    /// a unit. Refuses outside the validity window (`NotActive`). When it refuses, it
-    /// reports the reason with [`crate::issue_refusal`].
+    /// a unit. Refuses a deactivated coupon (`Deactivated`) and outside the validity
+    /// window (`NotActive`). When it refuses, it reports the reason with
+    /// [`crate::issue_refusal`].
     async fn issue(
         &self,
         coupon: CouponId,
@@ -110,4 +128,14 @@ pub trait NotificationInbox: Send + Sync {
     /// The user's notifications, newest first (descending id); `page.after()` is the id
     /// to continue below.
     async fn list(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<Notification>>;
+
+    /// Marks the user's notification read (at `now`, the first time only) and returns it
+    /// with `read: true`. `None` when the user has no notification with this id (also
+    /// when it is another user's: that one MUST NOT change). Idempotent.
+    async fn mark_read(
+        &self,
+        user: UserId,
+        id: NotificationId,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<Notification>>;
 }

@@ -6,41 +6,81 @@ use crate::ports::IssueCouponError;
 use kernel::{Money, OrderId, Timestamp, UserId};
 
 /// The discount `discount` gives on `subtotal`: FIXED takes its value off, PERCENT takes
-/// `floor(subtotal * p / 100)` off; either way never more than the subtotal (so
-/// `subtotal - discount` is never negative). Exact: computed in `i128`, no overflow.
+/// `floor(subtotal * p / 100)` off and at most its cap (`max_discount`) when it has one;
+/// either way never more than the subtotal (so `subtotal - discount` is never negative).
+/// Exact: computed in `i128`, no overflow.
 pub fn discount_for(discount: &Discount, subtotal: Money) -> Money {
     let raw = match discount {
         Discount::Fixed(value) => *value,
-        Discount::Percent(p) => {
-            let off = i128::from(subtotal.won()) * i128::from(p.get()) / 100;
+        Discount::Percent { percent, cap } => {
+            let off = i128::from(subtotal.won()) * i128::from(percent.get()) / 100;
             // p <= 100, so 0 <= off <= subtotal: the conversion cannot fail.
-            i64::try_from(off)
+            let off = i64::try_from(off)
                 .ok()
                 .and_then(|won| Money::try_from(won).ok())
-                .unwrap_or(subtotal)
+                .unwrap_or(subtotal);
+            match cap {
+                Some(cap) => off.min(*cap),
+                None => off,
+            }
         }
     };
     raw.min(subtotal)
 }
 
-/// Why a coupon cannot be used on an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+/// Why a coupon cannot be used on an order. [`Unusable::code`] is its stable wire name
+/// (the `reason` of a `COUPON_NOT_USABLE` problem).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
 pub enum Unusable {
+    /// The ordering user does not own the coupon.
     #[error("the user does not own this coupon")]
     NotOwned,
+    /// The user's copy is already USED (by another order).
     #[error("the coupon is already used")]
     AlreadyUsed,
+    /// An admin deactivated the coupon.
+    #[error("the coupon has been deactivated")]
+    Inactive,
+    /// `now` is before `valid_from`.
     #[error("the coupon's validity window has not started")]
     NotYetValid,
+    /// `now` is at or after `valid_until`.
     #[error("the coupon's validity window has ended")]
     Expired,
+    /// The order subtotal is below the coupon's `min_order_amount`.
     #[error("the order subtotal is below the coupon's minimum order amount")]
     BelowMinimum,
 }
 
+impl Unusable {
+    /// Every reason, in the order [`check_usable`] checks them.
+    pub const ALL: [Unusable; 6] = [
+        Unusable::NotOwned,
+        Unusable::AlreadyUsed,
+        Unusable::Inactive,
+        Unusable::NotYetValid,
+        Unusable::Expired,
+        Unusable::BelowMinimum,
+    ];
+
+    /// The stable wire name: `NOT_OWNED`, `ALREADY_USED`, `INACTIVE`, `NOT_YET_VALID`,
+    /// `EXPIRED` or `BELOW_MIN_ORDER_AMOUNT`.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Unusable::NotOwned => "NOT_OWNED",
+            Unusable::AlreadyUsed => "ALREADY_USED",
+            Unusable::Inactive => "INACTIVE",
+            Unusable::NotYetValid => "NOT_YET_VALID",
+            Unusable::Expired => "EXPIRED",
+            Unusable::BelowMinimum => "BELOW_MIN_ORDER_AMOUNT",
+        }
+    }
+}
+
 /// May `user` use this coupon on an order of `subtotal` at `now`? `owned` is the user's
 /// copy (None: the user does not own it). Usable when the user owns it, it is
-/// AVAILABLE, `now` is within the window and the subtotal reaches the minimum.
+/// AVAILABLE, the coupon is active, `now` is within the window and the subtotal reaches
+/// the minimum; otherwise the first broken condition, in the order of [`Unusable::ALL`].
 pub fn check_usable(
     owned: Option<&UserCoupon>,
     user: UserId,
@@ -52,6 +92,9 @@ pub fn check_usable(
         .ok_or(Unusable::NotOwned)?;
     if owned.stored == StoredStatus::Used {
         return Err(Unusable::AlreadyUsed);
+    }
+    if !owned.coupon.active {
+        return Err(Unusable::Inactive);
     }
     let window = &owned.coupon.window;
     if now < window.from() {
@@ -76,6 +119,7 @@ pub enum UseDecision {
 }
 
 impl UseDecision {
+    /// The order's discount either way.
     pub fn discount(self) -> Money {
         match self {
             UseDecision::Apply(m) | UseDecision::AlreadyApplied(m) => m,
@@ -84,7 +128,9 @@ impl UseDecision {
 }
 
 /// Using a coupon on `order`, idempotently: a coupon already used by this same order
-/// is accepted again with the same discount; otherwise [`check_usable`] decides.
+/// is accepted again with the same discount (even if it has since been deactivated or
+/// has expired: the use happened while it was usable); otherwise [`check_usable`]
+/// decides.
 pub fn decide_use(
     owned: Option<&UserCoupon>,
     user: UserId,
@@ -106,7 +152,8 @@ pub fn decide_use(
 }
 
 /// Why first-come-first-served issuing refused, once the claim statement claimed
-/// nothing. Checked in this order: the user already owns it, the window, the quantity.
+/// nothing. Checked in this order: the user already owns it, the coupon is deactivated,
+/// the window, the quantity.
 /// `None` when none of them holds (the caller treats that as unexpected).
 pub fn issue_refusal(
     coupon: &Coupon,
@@ -115,6 +162,8 @@ pub fn issue_refusal(
 ) -> Option<IssueCouponError> {
     if already_owned {
         Some(IssueCouponError::AlreadyIssued)
+    } else if !coupon.active {
+        Some(IssueCouponError::Deactivated)
     } else if !coupon.window.contains(now) {
         Some(IssueCouponError::NotActive)
     } else if coupon.is_sold_out() {
@@ -175,7 +224,12 @@ mod tests {
             total_quantity: total.map(|t| Quantity::try_from(t).unwrap()),
             issued_quantity: issued,
             window: ValidityWindow::new(t0(), t0() + Duration::days(7)).unwrap(),
+            active: true,
         }
+    }
+
+    fn capped(p: i64, cap: i64) -> Discount {
+        Discount::with_cap(DiscountType::Percent, p, Some(cap)).unwrap()
     }
 
     fn owned(c: Coupon, owner: i64, stored: StoredStatus, used_by: Option<i64>) -> UserCoupon {
@@ -211,6 +265,70 @@ mod tests {
             "100% of i64::MAX"
         );
         assert_eq!(discount_for(&percent(50), m(i64::MAX)), m(i64::MAX / 2));
+    }
+
+    #[test]
+    fn a_capped_percent_takes_at_most_its_cap() {
+        // 10% of 100,000 is 10,000, capped at 5,000
+        assert_eq!(discount_for(&capped(10, 5_000), m(100_000)), m(5_000));
+        // under the cap: the plain percentage
+        assert_eq!(discount_for(&capped(10, 5_000), m(30_000)), m(3_000));
+        // exactly at the cap
+        assert_eq!(discount_for(&capped(10, 5_000), m(50_000)), m(5_000));
+        // 100% capped: the cap, and never more than the subtotal
+        assert_eq!(discount_for(&capped(100, 7_000), m(50_000)), m(7_000));
+        assert_eq!(discount_for(&capped(100, 7_000), m(6_000)), m(6_000));
+        assert_eq!(discount_for(&capped(50, 1), Money::ZERO), Money::ZERO);
+    }
+
+    #[test]
+    fn a_cap_is_range_checked_and_only_for_percent() {
+        let with = |kind, value, cap| Discount::with_cap(kind, value, cap);
+        assert_eq!(
+            with(DiscountType::Fixed, 1_000, Some(500)),
+            Err(DiscountError::CapOnFixed)
+        );
+        assert_eq!(DiscountError::CapOnFixed.field(), "max_discount");
+        assert_eq!(
+            with(DiscountType::Percent, 10, Some(0)),
+            Err(DiscountError::Cap(0))
+        );
+        assert_eq!(
+            with(DiscountType::Percent, 10, Some(100_000_001)),
+            Err(DiscountError::Cap(100_000_001))
+        );
+        assert_eq!(DiscountError::Cap(0).field(), "max_discount");
+        assert_eq!(DiscountError::Percent(0).field(), "discount_value");
+        let top = with(DiscountType::Percent, 10, Some(100_000_000)).unwrap();
+        assert_eq!(top.cap(), Some(m(100_000_000)));
+        assert_eq!(
+            with(DiscountType::Percent, 10, Some(1)).unwrap().cap(),
+            Some(m(1))
+        );
+        // the value is checked before the cap
+        assert_eq!(
+            with(DiscountType::Percent, 0, Some(1)),
+            Err(DiscountError::Percent(0))
+        );
+        assert_eq!(fixed(5).cap(), None);
+        assert_eq!(percent(5).cap(), None);
+        assert_eq!(capped(15, 3_000).to_string(), "15% off, at most 3000 won");
+    }
+
+    #[test]
+    fn every_unusable_reason_has_a_distinct_stable_code() {
+        let codes: Vec<&str> = Unusable::ALL.iter().map(|u| u.code()).collect();
+        assert_eq!(
+            codes,
+            [
+                "NOT_OWNED",
+                "ALREADY_USED",
+                "INACTIVE",
+                "NOT_YET_VALID",
+                "EXPIRED",
+                "BELOW_MIN_ORDER_AMOUNT"
+            ]
+        );
     }
 
     #[test]
@@ -274,6 +392,47 @@ mod tests {
             check_usable(Some(&mine), user(7), m(9_999), t0()),
             Err(Unusable::BelowMinimum)
         );
+        let inactive = owned(
+            Coupon {
+                active: false,
+                ..c.clone()
+            },
+            7,
+            StoredStatus::Available,
+            None,
+        );
+        assert_eq!(
+            check_usable(Some(&inactive), user(7), m(50_000), t0()),
+            Err(Unusable::Inactive)
+        );
+    }
+
+    // Invariant: each broken condition is reported as the first one in Unusable::ALL's
+    // order, so the reason a client sees does not depend on which others also hold.
+    #[test]
+    fn reasons_are_reported_in_a_fixed_order() {
+        let dead = Coupon {
+            active: false,
+            ..coupon_min(fixed(1_000), 10_000)
+        };
+        let late = t0() + Duration::days(8);
+        let used = owned(dead.clone(), 7, StoredStatus::Used, Some(3));
+        // used, inactive, expired and below the minimum: ALREADY_USED
+        assert_eq!(
+            check_usable(Some(&used), user(7), m(1), late),
+            Err(Unusable::AlreadyUsed)
+        );
+        let avail = owned(dead, 7, StoredStatus::Available, None);
+        // inactive, expired and below the minimum: INACTIVE
+        assert_eq!(
+            check_usable(Some(&avail), user(7), m(1), late),
+            Err(Unusable::Inactive)
+        );
+        // someone else's: NOT_OWNED before anything else
+        assert_eq!(
+            check_usable(Some(&avail), user(8), m(1), late),
+            Err(Unusable::NotOwned)
+        );
     }
 
     #[test]
@@ -307,6 +466,26 @@ mod tests {
         assert_eq!(
             decide_use(None, user(7), order(4), m(10_000), t0()),
             Err(Unusable::NotOwned)
+        );
+    }
+
+    // Invariant: a deactivated coupon is never applied to a new order, but an order that
+    // already uses it (a retry of that order) keeps it with the same, capped, discount.
+    #[test]
+    fn a_deactivated_coupon_is_refused_for_new_orders_only() {
+        let dead = Coupon {
+            active: false,
+            ..coupon_min(capped(10, 500), 0)
+        };
+        let avail = owned(dead.clone(), 7, StoredStatus::Available, None);
+        assert_eq!(
+            decide_use(Some(&avail), user(7), order(4), m(10_000), t0()),
+            Err(Unusable::Inactive)
+        );
+        let used = owned(dead, 7, StoredStatus::Used, Some(3));
+        assert_eq!(
+            decide_use(Some(&used), user(7), order(3), m(10_000), t0()),
+            Ok(UseDecision::AlreadyApplied(m(500)))
         );
     }
 
@@ -350,6 +529,23 @@ mod tests {
         ));
         let open = coupon(fixed(1), 0, Some(2), 1);
         assert!(issue_refusal(&open, false, t0()).is_none());
+        let deactivated = Coupon {
+            active: false,
+            ..open.clone()
+        };
+        assert!(matches!(
+            issue_refusal(&deactivated, false, t0()),
+            Some(IssueCouponError::Deactivated)
+        ));
+        // deactivation is reported before the window
+        assert!(matches!(
+            issue_refusal(&deactivated, false, t0() - Duration::seconds(1)),
+            Some(IssueCouponError::Deactivated)
+        ));
+        assert!(matches!(
+            issue_refusal(&deactivated, true, t0()),
+            Some(IssueCouponError::AlreadyIssued)
+        ));
         let unlimited = coupon(fixed(1), 0, None, 1_000_000);
         assert!(issue_refusal(&unlimited, false, t0()).is_none());
     }
@@ -369,7 +565,7 @@ mod tests {
             fixed_value in 1i64..=100_000_000,
             p in 1i64..=100,
         ) {
-            for d in [fixed(fixed_value), percent(p)] {
+            for d in [fixed(fixed_value), percent(p), capped(p, fixed_value)] {
                 let off = discount_for(&d, m(subtotal));
                 prop_assert!(off.won() >= 0);
                 prop_assert!(off.won() <= subtotal);
@@ -387,6 +583,51 @@ mod tests {
         #[test]
         fn fixed_is_the_smaller_of_value_and_subtotal(subtotal in 0i64..=i64::MAX, v in 1i64..=100_000_000) {
             prop_assert_eq!(discount_for(&fixed(v), m(subtotal)).won(), v.min(subtotal));
+        }
+
+        // Invariant: a capped PERCENT is exactly min(floor(subtotal * p / 100), cap), so it
+        // never passes the cap nor the subtotal.
+        #[test]
+        fn capped_percent_is_the_floor_then_the_cap(
+            subtotal in 0i64..=i64::MAX,
+            p in 1i64..=100,
+            cap in 1i64..=100_000_000,
+        ) {
+            let off = discount_for(&capped(p, cap), m(subtotal)).won();
+            let floor = i128::from(subtotal) * i128::from(p) / 100;
+            prop_assert_eq!(i128::from(off), floor.min(i128::from(cap)));
+            prop_assert!(off <= cap && off <= subtotal && off >= 0);
+        }
+
+        // Invariant: a cap only ever lowers a discount, and changes nothing when the
+        // uncapped discount is within it.
+        #[test]
+        fn a_cap_never_raises_the_discount(
+            subtotal in 0i64..=10_000_000_000,
+            p in 1i64..=100,
+            cap in 1i64..=100_000_000,
+        ) {
+            let plain = discount_for(&percent(p), m(subtotal));
+            let with_cap = discount_for(&capped(p, cap), m(subtotal));
+            prop_assert!(with_cap <= plain);
+            if plain.won() <= cap {
+                prop_assert_eq!(with_cap, plain);
+            }
+        }
+
+        // Invariant: a larger subtotal never gets a smaller discount (any kind, capped or not).
+        #[test]
+        fn the_discount_grows_with_the_subtotal(
+            a in 0i64..=10_000_000_000,
+            b in 0i64..=10_000_000_000,
+            v in 1i64..=100_000_000,
+            p in 1i64..=100,
+            cap in 1i64..=100_000_000,
+        ) {
+            let (lo, hi) = (a.min(b), a.max(b));
+            for d in [fixed(v), percent(p), capped(p, cap)] {
+                prop_assert!(discount_for(&d, m(lo)) <= discount_for(&d, m(hi)));
+            }
         }
 
         // Invariant: below the minimum never usable; at or above it (otherwise fine) always.

@@ -3,17 +3,44 @@
 
 use crate::model::*;
 use crate::ports::*;
-use kernel::{Clock, CouponId, Money, OrderId, Page, PageRequest, UserId};
+use kernel::{Clock, CouponId, Money, NotificationId, OrderId, Page, PageRequest, UserId};
 use std::sync::Arc;
 
+/// Why reading a coupon failed.
 #[derive(Debug, thiserror::Error)]
 pub enum GetCouponError {
+    /// No such coupon.
     #[error("no such coupon")]
     NotFound,
+    /// The database failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
+/// Why deactivating a coupon failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DeactivateCouponError {
+    /// No such coupon.
+    #[error("no such coupon")]
+    NotFound,
+    /// The database failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// Why marking a notification read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MarkReadError {
+    /// The user has no notification with this id.
+    #[error("no such notification")]
+    NotFound,
+    /// The database failed.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// The coupon use cases: creating, deactivating, issuing and reading coupons, and the
+/// users' notification inbox.
 #[derive(Clone)]
 pub struct CouponService {
     store: Arc<dyn CouponStore>,
@@ -22,6 +49,7 @@ pub struct CouponService {
 }
 
 impl CouponService {
+    /// The service over its ports.
     pub fn new(
         store: Arc<dyn CouponStore>,
         inbox: Arc<dyn NotificationInbox>,
@@ -40,8 +68,17 @@ impl CouponService {
         self.store.create(coupon, self.clock.now()).await
     }
 
+    /// The coupon.
     pub async fn get(&self, id: CouponId) -> Result<Coupon, GetCouponError> {
         self.store.get(id).await?.ok_or(GetCouponError::NotFound)
+    }
+
+    /// Deactivates the coupon (idempotent): from now on it is neither issued nor used.
+    pub async fn deactivate(&self, id: CouponId) -> Result<Coupon, DeactivateCouponError> {
+        self.store
+            .deactivate(id, self.clock.now())
+            .await?
+            .ok_or(DeactivateCouponError::NotFound)
     }
 
     /// First come, first served: one unit for `user`, if any is left.
@@ -69,6 +106,18 @@ impl CouponService {
         page: PageRequest,
     ) -> anyhow::Result<Page<Notification>> {
         self.inbox.list(user, page).await
+    }
+
+    /// Marks the user's notification read (idempotent); another user's is not found.
+    pub async fn mark_notification_read(
+        &self,
+        user: UserId,
+        id: NotificationId,
+    ) -> Result<Notification, MarkReadError> {
+        self.inbox
+            .mark_read(user, id, self.clock.now())
+            .await?
+            .ok_or(MarkReadError::NotFound)
     }
 
     /// Uses the user's coupon on `order` and returns the discount on `subtotal`
@@ -124,6 +173,7 @@ mod tests {
             total_quantity: Some(kernel::Quantity::try_from(5).unwrap()),
             issued_quantity: 1,
             window: ValidityWindow::new(now(), now() + Duration::days(1)).unwrap(),
+            active: true,
         }
     }
 
@@ -249,7 +299,9 @@ mod tests {
             .expect_apply_to_order()
             .with(eq(uid(7)), eq(cid(1)), eq(order), eq(subtotal), eq(now()))
             .times(1)
-            .returning(|_, _, _, _, _| Err(UseCouponError::NotUsable.into()));
+            .returning(|_, _, _, _, _| {
+                Err(UseCouponError::NotUsable(crate::Unusable::BelowMinimum).into())
+            });
         store
             .expect_restore_for_order()
             .with(eq(order))
@@ -265,9 +317,78 @@ mod tests {
             .is_empty());
         assert!(matches!(
             svc.apply_to_order(uid(7), cid(1), order, subtotal).await,
-            Err(ApplyCouponError::Refused(UseCouponError::NotUsable))
+            Err(ApplyCouponError::Refused(UseCouponError::NotUsable(
+                crate::Unusable::BelowMinimum
+            )))
         ));
         svc.restore_for_order(order).await.unwrap();
+    }
+
+    // Invariant: deactivation is one store call at the service's "now"; a missing coupon
+    // is NotFound, not an error.
+    #[tokio::test]
+    async fn deactivate_asks_the_store_once_and_reports_a_missing_coupon() {
+        let mut store = MockCouponStore::new();
+        store
+            .expect_deactivate()
+            .with(eq(cid(3)), eq(now()))
+            .times(1)
+            .returning(|id, _| {
+                Ok(Some(Coupon {
+                    active: false,
+                    ..coupon(id.get())
+                }))
+            });
+        store
+            .expect_deactivate()
+            .with(eq(cid(4)), eq(now()))
+            .times(1)
+            .returning(|_, _| Ok(None));
+        let svc = service(store, MockNotificationInbox::new());
+        assert!(!svc.deactivate(cid(3)).await.unwrap().active);
+        assert!(matches!(
+            svc.deactivate(cid(4)).await,
+            Err(DeactivateCouponError::NotFound)
+        ));
+    }
+
+    // Invariant: marking read is scoped to the user (one inbox call with the user and the
+    // id); what the inbox does not find for that user is NotFound.
+    #[tokio::test]
+    async fn mark_read_is_scoped_to_the_user() {
+        let nid = |v: i64| NotificationId::try_from(v).unwrap();
+        let mut inbox = MockNotificationInbox::new();
+        inbox
+            .expect_mark_read()
+            .with(eq(uid(7)), eq(nid(5)), eq(now()))
+            .times(1)
+            .returning(|u, id, at| {
+                Ok(Some(Notification {
+                    id,
+                    user_id: u,
+                    kind: NotificationKind::CouponIssued,
+                    message: "hi".into(),
+                    coupon_id: Some(cid(1)),
+                    created_at: at,
+                    read: true,
+                }))
+            });
+        inbox
+            .expect_mark_read()
+            .with(eq(uid(8)), eq(nid(5)), eq(now()))
+            .times(1)
+            .returning(|_, _, _| Ok(None));
+        let svc = service(MockCouponStore::new(), inbox);
+        assert!(
+            svc.mark_notification_read(uid(7), nid(5))
+                .await
+                .unwrap()
+                .read
+        );
+        assert!(matches!(
+            svc.mark_notification_read(uid(8), nid(5)).await,
+            Err(MarkReadError::NotFound)
+        ));
     }
 
     #[test]

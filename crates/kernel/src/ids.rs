@@ -61,6 +61,10 @@ id_type!(
     CouponId
 );
 id_type!(
+    /// A notification in a user's inbox.
+    NotificationId
+);
+id_type!(
     /// A balance charge (a top-up through the payment gateway).
     ChargeId
 );

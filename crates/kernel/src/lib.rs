@@ -17,6 +17,6 @@ pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
 pub use idempotency::{
     ClaimLost, Completion, IdempotencyClaim, IdempotencyRecord, RecordedResponse,
 };
-pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, RefundId, UserId};
+pub use ids::{ChargeId, CouponId, IdError, NotificationId, OrderId, ProductId, RefundId, UserId};
 pub use money::{Money, MoneyError, Quantity, QuantityError};
 pub use page::{Page, PageRequest, PageRequestError};

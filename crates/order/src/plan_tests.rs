@@ -64,6 +64,7 @@ fn coupon_def(discount: Discount, min_order: i64) -> Coupon {
         total_quantity: None,
         issued_quantity: 1,
         window: ValidityWindow::new(t(0), t(50)).unwrap(),
+        active: true,
     }
 }
 fn owned(discount: Discount, stored: StoredStatus) -> UserCoupon {
@@ -207,6 +208,24 @@ fn a_coupon_that_does_not_exist_or_cannot_be_used_refuses_the_order() {
     assert!(matches!(
         plan_place(&cmd, &late, moment(55), t(59)),
         Err(PlaceOrderError::CouponNotUsable(Unusable::Expired))
+    ));
+}
+
+#[test]
+fn a_deactivated_coupon_refuses_the_order_with_its_reason() {
+    let mut snap = snapshot(vec![product(1, 1_000, 5)]);
+    let mut copy = owned(Discount::Fixed(m(100)), StoredStatus::Available);
+    copy.coupon.active = false;
+    snap.coupon = Some(CouponSnapshot { owned: Some(copy) });
+    let err = plan_place(
+        &place(vec![line(1, 1)], Some(3), false),
+        &snap,
+        moment(1),
+        t(16),
+    );
+    assert!(matches!(
+        err,
+        Err(PlaceOrderError::CouponNotUsable(Unusable::Inactive))
     ));
 }
 

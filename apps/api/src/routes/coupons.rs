@@ -1,5 +1,5 @@
-//! Coupons: admin creation (with `issue_to`), reading, first-come-first-served issuing,
-//! a user's coupons, and the user's notification inbox.
+//! Coupons: admin creation (with `issue_to`) and deactivation, reading,
+//! first-come-first-served issuing, a user's coupons, and the user's notification inbox.
 
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
@@ -12,17 +12,25 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use coupon::{
-    Coupon, CouponName, Discount, DiscountType, GetCouponError, IssueCouponError, NewCoupon,
-    NewCouponError, Notification, NotificationKind, UserCoupon, UserCouponStatus, ValidityWindow,
-    MAX_ISSUE_TO,
+    Coupon, CouponName, DeactivateCouponError, Discount, DiscountType, GetCouponError,
+    IssueCouponError, MarkReadError, NewCoupon, NewCouponError, Notification, NotificationKind,
+    UserCoupon, UserCouponStatus, ValidityWindow, MAX_ISSUE_TO,
 };
-use kernel::{CouponId, Money, Quantity, UserId};
+use kernel::{CouponId, Money, NotificationId, Quantity, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(create_coupon, get_coupon, issue_coupon, user_coupons, notifications),
+    paths(
+        create_coupon,
+        deactivate_coupon,
+        get_coupon,
+        issue_coupon,
+        user_coupons,
+        notifications,
+        mark_notification_read
+    ),
     components(schemas(
         CreateCouponRequest,
         IssueRequest,
@@ -39,10 +47,20 @@ pub struct Api;
 pub fn routes() -> Vec<RouteSpec> {
     vec![
         route(Method::POST, "/admin/coupons", create_coupon),
+        route(
+            Method::POST,
+            "/admin/coupons/{coupon_id}/deactivate",
+            deactivate_coupon,
+        ),
         route(Method::GET, "/coupons/{coupon_id}", get_coupon),
         route(Method::POST, "/coupons/{coupon_id}/issues", issue_coupon),
         route(Method::GET, "/users/{user_id}/coupons", user_coupons),
         route(Method::GET, "/users/{user_id}/notifications", notifications),
+        route(
+            Method::POST,
+            "/users/{user_id}/notifications/{notification_id}/read",
+            mark_notification_read,
+        ),
     ]
 }
 
@@ -88,6 +106,10 @@ pub struct CreateCouponRequest {
     /// FIXED: won off, 1..=100,000,000; PERCENT: percent off, 1..=100
     #[schema(example = 10, minimum = 1, maximum = 100000000)]
     pub discount_value: i64,
+    /// PERCENT only: the most won the discount takes off, 1..=100,000,000; null or
+    /// absent: no cap. Must be absent or null for FIXED.
+    #[schema(example = 5000, minimum = 1, maximum = 100000000)]
+    pub max_discount: Option<i64>,
     /// the subtotal an order needs; >= 0, default 0
     #[schema(example = 10000, minimum = 0)]
     pub min_order_amount: Option<i64>,
@@ -139,6 +161,8 @@ pub struct CouponView {
     pub name: String,
     pub discount_type: DiscountTypeView,
     pub discount_value: i64,
+    /// PERCENT only: the most won the discount takes off; null: no cap
+    pub max_discount: Option<i64>,
     pub min_order_amount: i64,
     /// null: unlimited
     pub total_quantity: Option<i64>,
@@ -146,6 +170,8 @@ pub struct CouponView {
     pub issued_quantity: u64,
     pub valid_from: DateTime<Utc>,
     pub valid_until: DateTime<Utc>,
+    /// false once deactivated: it can no longer be issued nor used
+    pub active: bool,
 }
 
 impl From<Coupon> for CouponView {
@@ -155,11 +181,13 @@ impl From<Coupon> for CouponView {
             name: c.name.as_str().to_string(),
             discount_type: c.discount.kind().into(),
             discount_value: c.discount.value(),
+            max_discount: c.discount.cap().map(Money::won),
             min_order_amount: c.min_order_amount.won(),
             total_quantity: c.total_quantity.map(i64::from),
             issued_quantity: c.issued_quantity,
             valid_from: c.window.from(),
             valid_until: c.window.until(),
+            active: c.active,
         }
     }
 }
@@ -235,7 +263,7 @@ pub struct NotificationView {
 impl From<Notification> for NotificationView {
     fn from(n: Notification) -> Self {
         NotificationView {
-            id: n.id,
+            id: n.id.get(),
             kind: n.kind.into(),
             message: n.message,
             coupon_id: n.coupon_id.map(i64::from),
@@ -261,6 +289,10 @@ impl From<IssueCouponError> for ApiError {
                 ProblemCode::CouponNotActive,
                 "the coupon is outside its validity window",
             ),
+            IssueCouponError::Deactivated => ApiError::conflict(
+                ProblemCode::CouponNotActive,
+                "the coupon has been deactivated",
+            ),
             IssueCouponError::Unexpected(e) => ApiError::from(e),
         }
     }
@@ -271,6 +303,27 @@ impl From<GetCouponError> for ApiError {
         match e {
             GetCouponError::NotFound => coupon_not_found(),
             GetCouponError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<DeactivateCouponError> for ApiError {
+    fn from(e: DeactivateCouponError) -> Self {
+        match e {
+            DeactivateCouponError::NotFound => coupon_not_found(),
+            DeactivateCouponError::Unexpected(e) => ApiError::from(e),
+        }
+    }
+}
+
+impl From<MarkReadError> for ApiError {
+    fn from(e: MarkReadError) -> Self {
+        match e {
+            MarkReadError::NotFound => ApiError::not_found(
+                ProblemCode::NotificationNotFound,
+                "this user has no such notification",
+            ),
+            MarkReadError::Unexpected(e) => ApiError::from(e),
         }
     }
 }
@@ -287,9 +340,13 @@ impl CreateCouponRequest {
         let name = CouponName::try_from(self.name)
             .map_err(|e| field("name", e.to_string()))
             .ok();
-        let discount = Discount::new(self.discount_type.into(), self.discount_value)
-            .map_err(|e| field("discount_value", e.to_string()))
-            .ok();
+        let discount = Discount::with_cap(
+            self.discount_type.into(),
+            self.discount_value,
+            self.max_discount,
+        )
+        .map_err(|e| field(e.field(), e.to_string()))
+        .ok();
         let min_order_amount = Money::try_from(self.min_order_amount.unwrap_or(0))
             .map_err(|_| field("min_order_amount", "must be 0 or more".into()))
             .ok();
@@ -378,6 +435,29 @@ pub async fn create_coupon(
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/coupons/{}", coupon.id)))
         .json(CouponView::from(coupon)))
+}
+
+/// Deactivates a coupon (admin).
+///
+/// From now on it can no longer be issued (409 COUPON_NOT_ACTIVE) nor used on an order
+/// (409 COUPON_NOT_USABLE, reason INACTIVE); orders already placed with it keep it.
+/// Idempotent: deactivating it again answers the same coupon.
+#[utoipa::path(post, path = "/api/v1/admin/coupons/{coupon_id}/deactivate", tag = "coupons",
+    params(("coupon_id" = i64, Path, minimum = 1),
+           IdempotencyKey),
+    responses((status = 200, body = CouponView, description = "the coupon, with active: false"),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "COUPON_NOT_FOUND", body = Problem),
+              (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn deactivate_coupon(
+    _admin: Admin,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<CouponView>, ApiError> {
+    let id = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
+    Ok(web::Json(state.coupons.deactivate(id).await?.into()))
 }
 
 /// A coupon (any valid token).
@@ -469,4 +549,29 @@ pub async fn notifications(
         page,
         NotificationView::from,
     )))
+}
+
+/// Marks a notification read.
+///
+/// Idempotent: a notification already read stays read (its first read time is kept).
+/// Another user's notification is not found.
+#[utoipa::path(post, path = "/api/v1/users/{user_id}/notifications/{notification_id}/read", tag = "coupons",
+    params(("user_id" = i64, Path, minimum = 1),
+           ("notification_id" = i64, Path, minimum = 1),
+           IdempotencyKey),
+    responses((status = 200, body = NotificationView, description = "the notification, with read: true"),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "NOTIFICATION_NOT_FOUND (also another user's)", body = Problem),
+              (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn mark_notification_read(
+    scope: UserScope,
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<web::Json<NotificationView>, ApiError> {
+    let id =
+        parse_id::<NotificationId>(req.match_info().get("notification_id"), "notification_id")?;
+    let read = state.coupons.mark_notification_read(scope.user, id).await?;
+    Ok(web::Json(read.into()))
 }

@@ -276,17 +276,6 @@ impl RefundOrderRequest {
     }
 }
 
-/// The wire name of why a coupon cannot be used (the `reason` of COUPON_NOT_USABLE).
-fn unusable_reason(reason: coupon::Unusable) -> &'static str {
-    match reason {
-        coupon::Unusable::NotOwned => "NOT_OWNED",
-        coupon::Unusable::AlreadyUsed => "ALREADY_USED",
-        coupon::Unusable::NotYetValid => "NOT_YET_VALID",
-        coupon::Unusable::Expired => "EXPIRED",
-        coupon::Unusable::BelowMinimum => "BELOW_MIN_ORDER_AMOUNT",
-    }
-}
-
 fn insufficient(e: balance::InsufficientBalance) -> ApiError {
     let (balance, required) = (e.balance, e.required);
     ApiError::conflict(
@@ -313,7 +302,7 @@ impl From<PlaceOrderError> for ApiError {
                 ProblemCode::CouponNotUsable,
                 format!("the coupon cannot be used for this order: {reason}"),
             )
-            .with("reason", unusable_reason(reason)),
+            .with("reason", reason.code()),
             PlaceOrderError::InsufficientBalance(e) => insufficient(e),
             PlaceOrderError::EmptyCart => {
                 ApiError::validation(vec![FieldError::new("from_cart", "the cart is empty")])
@@ -459,6 +448,7 @@ pub async fn place_order(
     Ok(idempotency.respond(order_created(&order)))
 }
 
+/// One order (its owner or an admin).
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),

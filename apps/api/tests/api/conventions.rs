@@ -132,6 +132,41 @@ async fn the_openapi_document_and_swagger_ui_are_served() {
     assert!(page.text().await.unwrap().contains("swagger"));
 }
 
+// A newcomer typing `/docs` (no slash) or `/` lands on Swagger UI, not a JSON 404.
+#[tokio::test]
+async fn docs_without_the_slash_and_the_root_lead_to_swagger_ui() {
+    let app = spawn_app().await;
+    let no_follow = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, status) in [
+        ("/docs", StatusCode::PERMANENT_REDIRECT),
+        ("/", StatusCode::TEMPORARY_REDIRECT),
+    ] {
+        for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+            let r = no_follow
+                .request(method.clone(), app.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{method} {path}");
+            assert_eq!(
+                r.headers().get("location").and_then(|v| v.to_str().ok()),
+                Some("/docs/"),
+                "{method} {path}"
+            );
+        }
+        // a browser (or curl -L) that follows it gets the page
+        let page = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), StatusCode::OK, "{path}");
+        assert_eq!(page.url().path(), "/docs/");
+        assert!(page.text().await.unwrap().contains("swagger"), "{path}");
+    }
+    // other unknown paths are still a problem+json 404
+    app.get("/doc", None).await.assert_problem(404, "NOT_FOUND");
+}
+
 #[tokio::test]
 async fn metrics_show_requests_by_route_template_pool_use_and_outbox_backlog() {
     let app = spawn_app().await;

@@ -324,6 +324,19 @@ async fn creation_validates_every_field() {
             json!({"discount_type": "PERCENT", "discount_value": 0}),
             "discount_value",
         ),
+        (
+            json!({"discount_type": "PERCENT", "max_discount": 0}),
+            "max_discount",
+        ),
+        (
+            json!({"discount_type": "PERCENT", "max_discount": 100_000_001}),
+            "max_discount",
+        ),
+        // a cap is for PERCENT only
+        (
+            json!({"discount_type": "FIXED", "discount_value": 1_000, "max_discount": 500}),
+            "max_discount",
+        ),
         (json!({"min_order_amount": -1}), "min_order_amount"),
         (json!({"total_quantity": 0}), "total_quantity"),
         (
@@ -384,13 +397,17 @@ async fn defaults_and_the_json_shapes() {
             "name",
             "discount_type",
             "discount_value",
+            "max_discount",
             "min_order_amount",
             "total_quantity",
             "issued_quantity",
             "valid_from",
-            "valid_until"
+            "valid_until",
+            "active"
         ])
     );
+    assert_eq!(c["max_discount"], Value::Null);
+    assert_eq!(c["active"], true);
     assert_eq!(c["discount_type"], "PERCENT");
     assert_eq!(c["discount_value"], 10);
     assert_eq!(c["min_order_amount"], 0);
@@ -566,6 +583,11 @@ async fn every_coupon_route_is_in_the_openapi_document() {
         ("/api/v1/coupons/{coupon_id}/issues", "post"),
         ("/api/v1/users/{user_id}/coupons", "get"),
         ("/api/v1/users/{user_id}/notifications", "get"),
+        ("/api/v1/admin/coupons/{coupon_id}/deactivate", "post"),
+        (
+            "/api/v1/users/{user_id}/notifications/{notification_id}/read",
+            "post",
+        ),
     ] {
         assert!(
             r.body["paths"][path][method].is_object(),
@@ -581,4 +603,202 @@ async fn every_coupon_route_is_in_the_openapi_document() {
     ] {
         assert!(schemas[name].is_object(), "schema {name} is missing");
     }
+}
+
+// max_discount: PERCENT capped, FIXED with an explicit null is fine, and it shows.
+#[tokio::test]
+async fn a_percent_coupon_keeps_its_cap_and_fixed_may_say_null() {
+    let app = spawn_app().await;
+    let capped = create_coupon(
+        &app,
+        json!({"discount_type": "PERCENT", "discount_value": 20, "max_discount": 5_000}),
+    )
+    .await;
+    assert_eq!(capped["max_discount"], 5_000);
+    assert_eq!(
+        get_coupon(&app, capped["id"].as_i64().unwrap()).await,
+        capped
+    );
+    let top = create_coupon(
+        &app,
+        json!({"discount_type": "PERCENT", "max_discount": 100_000_000}),
+    )
+    .await;
+    assert_eq!(top["max_discount"], 100_000_000);
+    let fixed = create_coupon(
+        &app,
+        json!({"discount_type": "FIXED", "discount_value": 1_000, "max_discount": null}),
+    )
+    .await;
+    assert_eq!(fixed["max_discount"], Value::Null);
+}
+
+fn deactivate_path(id: i64) -> String {
+    format!("/api/v1/admin/coupons/{id}/deactivate")
+}
+
+// Invariant: deactivation is admin-only, idempotent, 404 for an unknown coupon, and
+// from then on the coupon is neither issued (COUPON_NOT_ACTIVE) nor used on an order
+// (COUPON_NOT_USABLE), while an order already placed with it keeps its discount.
+#[tokio::test]
+async fn a_deactivated_coupon_is_neither_issued_nor_used_and_placed_orders_keep_it() {
+    let app = spawn_app().await;
+    let admin = app.admin_token();
+    let product = app
+        .post(
+            "/api/v1/admin/products",
+            Some(&admin),
+            &json!({"name": "Lamp", "price": 20_000, "stock": 10}),
+        )
+        .await;
+    assert_eq!(product.status, StatusCode::CREATED, "{}", product.body);
+    let p = product.body["id"].as_i64().unwrap();
+    let c = create_coupon(
+        &app,
+        json!({"discount_type": "PERCENT", "discount_value": 50, "max_discount": 3_000, "issue_to": [1, 2]}),
+    )
+    .await;
+    let id = c["id"].as_i64().unwrap();
+    let order = |user: i64| json!({"user_id": user, "items": [{"product_id": p, "quantity": 1}], "coupon_id": id});
+    // user 1 orders before: 50% of 20,000 capped at 3,000
+    let before = app
+        .post("/api/v1/orders", Some(&app.user_token(1)), &order(1))
+        .await;
+    assert_eq!(before.status, StatusCode::CREATED, "{}", before.body);
+    assert_eq!(before.body["discount"], 3_000);
+    assert_eq!(before.body["total"], 17_000);
+
+    // only an admin deactivates
+    app.post(&deactivate_path(id), None, &json!(null))
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    app.post(&deactivate_path(id), Some(&app.user_token(1)), &json!(null))
+        .await
+        .assert_problem(403, "FORBIDDEN");
+    assert_eq!(get_coupon(&app, id).await["active"], true);
+    let r = app
+        .request(
+            reqwest::Method::POST,
+            &deactivate_path(id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    assert_eq!(r.body["id"], id);
+    // idempotent: the same coupon again
+    let again = app
+        .request(
+            reqwest::Method::POST,
+            &deactivate_path(id),
+            Some(&admin),
+            None,
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, r.body);
+    assert_eq!(get_coupon(&app, id).await, r.body);
+    app.request(
+        reqwest::Method::POST,
+        &deactivate_path(999_999),
+        Some(&admin),
+        None,
+    )
+    .await
+    .assert_problem(404, "COUPON_NOT_FOUND");
+    app.request(
+        reqwest::Method::POST,
+        "/api/v1/admin/coupons/0/deactivate",
+        Some(&admin),
+        None,
+    )
+    .await
+    .assert_problem(400, "VALIDATION_ERROR");
+
+    // no longer issued
+    issue_coupon(&app, id, 3)
+        .await
+        .assert_problem(409, "COUPON_NOT_ACTIVE");
+    assert!(coupons_of(&app, 3).await.is_empty());
+    assert_eq!(get_coupon(&app, id).await["issued_quantity"], 2);
+    // no longer used: user 2 owns it but cannot order with it, and nothing is reserved
+    let stock_before = app.get(&format!("/api/v1/products/{p}"), None).await.body["stock"].clone();
+    app.post("/api/v1/orders", Some(&app.user_token(2)), &order(2))
+        .await
+        .assert_problem(409, "COUPON_NOT_USABLE");
+    assert_eq!(
+        app.get(&format!("/api/v1/products/{p}"), None).await.body["stock"],
+        stock_before
+    );
+    let owned = coupons_of(&app, 2).await;
+    assert_eq!(owned[0]["status"], "AVAILABLE");
+    assert_eq!(owned[0]["coupon"]["active"], false);
+    // the order placed before is untouched
+    let id_before = before.body["id"].as_i64().unwrap();
+    let now = app
+        .get(
+            &format!("/api/v1/orders/{id_before}"),
+            Some(&app.user_token(1)),
+        )
+        .await;
+    assert_eq!(now.body["discount"], 3_000);
+    assert_eq!(now.body["coupon_id"], id);
+    assert_eq!(coupons_of(&app, 1).await[0]["status"], "USED");
+}
+
+fn read_path(user: i64, id: i64) -> String {
+    format!("/api/v1/users/{user}/notifications/{id}/read")
+}
+
+// Invariant: a user marks only their own notification read, idempotently; another
+// user's notification is 404 NOTIFICATION_NOT_FOUND and stays unread.
+#[tokio::test]
+async fn marking_a_notification_read_is_idempotent_and_only_for_its_owner() {
+    let app = spawn_app().await;
+    create_coupon(&app, json!({"issue_to": [5, 6]})).await;
+    let mine = notifications_of(&app, 5).await[0].clone();
+    let theirs = notifications_of(&app, 6).await[0].clone();
+    assert_eq!(mine["read"], false);
+    let (m, t) = (mine["id"].as_i64().unwrap(), theirs["id"].as_i64().unwrap());
+    let token = app.user_token(5);
+    let post = |path: String, token: Option<String>| {
+        let app = &app;
+        async move {
+            app.request(reqwest::Method::POST, &path, token.as_deref(), None)
+                .await
+        }
+    };
+    // another user's notification, through one's own path: not found, untouched
+    post(read_path(5, t), Some(token.clone()))
+        .await
+        .assert_problem(404, "NOTIFICATION_NOT_FOUND");
+    // another user's path: forbidden
+    post(read_path(6, t), Some(token.clone()))
+        .await
+        .assert_problem(403, "FORBIDDEN");
+    post(read_path(5, m), None)
+        .await
+        .assert_problem(401, "UNAUTHORIZED");
+    post(read_path(5, 999_999), Some(token.clone()))
+        .await
+        .assert_problem(404, "NOTIFICATION_NOT_FOUND");
+    post(read_path(5, 0), Some(token.clone()))
+        .await
+        .assert_problem(400, "VALIDATION_ERROR");
+    assert_eq!(notifications_of(&app, 6).await[0]["read"], false);
+
+    let r = post(read_path(5, m), Some(token.clone())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let mut expected = mine.clone();
+    expected["read"] = json!(true);
+    assert_eq!(r.body, expected);
+    let again = post(read_path(5, m), Some(token.clone())).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, expected);
+    assert_eq!(notifications_of(&app, 5).await, vec![expected]);
+    // an admin may mark any user's notification
+    let r = post(read_path(6, t), Some(app.admin_token())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["read"], true);
 }

@@ -8,6 +8,7 @@ mod conventions;
 mod coupons;
 mod crash;
 mod crash_keys;
+mod guide;
 mod helpers;
 mod idempotency;
 mod orders;

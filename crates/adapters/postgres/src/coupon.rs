@@ -22,9 +22,15 @@ use async_trait::async_trait;
 use diesel::dsl::exists;
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use kernel::{CouponId, Money, OrderId, Page, PageRequest, Quantity, Timestamp, UserId};
+
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of a nullable timestamp and a fallback.
+    #[sql_name = "COALESCE"]
+    fn coalesce(x: Nullable<Timestamptz>, y: Timestamptz) -> Nullable<Timestamptz>;
+}
 
 /// The unique constraint "a user owns a coupon at most once".
 const OWNER_KEY: &str = "user_coupons_coupon_id_user_id_key";
@@ -52,6 +58,8 @@ pub(crate) struct CouponRow {
     pub issued_quantity: i64,
     pub valid_from: Timestamp,
     pub valid_until: Timestamp,
+    pub max_discount: Option<i64>,
+    pub deactivated_at: Option<Timestamp>,
 }
 
 impl TryFrom<CouponRow> for Coupon {
@@ -62,7 +70,10 @@ impl TryFrom<CouponRow> for Coupon {
         Ok(Coupon {
             id: valid(CouponId::try_from(r.id), "coupon id")?,
             name: valid(CouponName::try_from(r.name), "coupon name")?,
-            discount: valid(Discount::new(kind, r.discount_value), "discount")?,
+            discount: valid(
+                Discount::with_cap(kind, r.discount_value, r.max_discount),
+                "discount",
+            )?,
             min_order_amount: valid(Money::try_from(r.min_order_amount), "min order amount")?,
             total_quantity: r
                 .total_quantity
@@ -73,6 +84,7 @@ impl TryFrom<CouponRow> for Coupon {
                 ValidityWindow::new(r.valid_from, r.valid_until),
                 "validity window",
             )?,
+            active: r.deactivated_at.is_none(),
         })
     }
 }
@@ -128,9 +140,10 @@ WITH claimed AS (
      WHERE id = $1
        AND (total_quantity IS NULL OR issued_quantity < total_quantity)
        AND valid_from <= $3 AND $3 < valid_until
+       AND deactivated_at IS NULL
        AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id = $2)
  RETURNING id, name, discount_type, discount_value, min_order_amount, total_quantity,
-           issued_quantity, valid_from, valid_until
+           issued_quantity, valid_from, valid_until, max_discount, deactivated_at
 ), owned AS (
     INSERT INTO user_coupons (coupon_id, user_id, status, issued_at)
     SELECT id, $2, 'AVAILABLE', $3 FROM claimed
@@ -240,6 +253,7 @@ impl CouponStore for PgCouponStore {
                         coupons::name.eq(new.name.as_str()),
                         coupons::discount_type.eq(new.discount.kind().as_str()),
                         coupons::discount_value.eq(new.discount.value()),
+                        coupons::max_discount.eq(new.discount.cap().map(Money::won)),
                         coupons::min_order_amount.eq(new.min_order_amount.won()),
                         coupons::total_quantity.eq(new.total_quantity.map(i64::from)),
                         coupons::issued_quantity.eq(0),
@@ -312,6 +326,21 @@ impl CouponStore for PgCouponStore {
             .await
             .optional()
             .context("reading a coupon")?;
+        row.map(Coupon::try_from).transpose()
+    }
+
+    async fn deactivate(&self, id: CouponId, now: Timestamp) -> anyhow::Result<Option<Coupon>> {
+        let mut conn = conn(&self.pool).await?;
+        // One statement: the row lock makes a concurrent issue (whose UPDATE rechecks
+        // `deactivated_at IS NULL` after this commits) refuse; the first deactivation's
+        // time is kept.
+        let row: Option<CouponRow> = diesel::update(coupons::table.find(id.get()))
+            .set(coupons::deactivated_at.eq(coalesce(coupons::deactivated_at, now)))
+            .returning(CouponRow::as_returning())
+            .get_result(&mut conn)
+            .await
+            .optional()
+            .context("deactivating a coupon")?;
         row.map(Coupon::try_from).transpose()
     }
 

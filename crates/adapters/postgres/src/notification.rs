@@ -3,6 +3,7 @@
 //! outside the database is called while that transaction is open. A future sender
 //! (push, e-mail) would relay committed rows, like the outbox relay.
 
+use crate::coupon::coalesce;
 use crate::pool::{conn, PgPool};
 use crate::schema::coupon::notifications;
 use crate::tx::valid;
@@ -11,7 +12,7 @@ use anyhow::{anyhow, Context};
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use kernel::{CouponId, Page, PageRequest, Timestamp, UserId};
+use kernel::{CouponId, NotificationId, Page, PageRequest, Timestamp, UserId};
 
 #[derive(Clone)]
 pub struct PgNotificationInbox {
@@ -40,7 +41,7 @@ impl TryFrom<NotificationRow> for Notification {
     type Error = anyhow::Error;
     fn try_from(r: NotificationRow) -> anyhow::Result<Self> {
         Ok(Notification {
-            id: r.id,
+            id: valid(NotificationId::try_from(r.id), "notification id")?,
             user_id: valid(UserId::try_from(r.user_id), "user id")?,
             kind: NotificationKind::parse(&r.kind)
                 .ok_or_else(|| anyhow!("unknown notification kind {}", r.kind))?,
@@ -106,6 +107,29 @@ impl NotificationInbox for PgNotificationInbox {
             .into_iter()
             .map(Notification::try_from)
             .collect::<anyhow::Result<Vec<_>>>()?;
-        Ok(page.page(items, |n| n.id))
+        Ok(page.page(items, |n| n.id.get()))
+    }
+
+    async fn mark_read(
+        &self,
+        user: UserId,
+        id: NotificationId,
+        now: Timestamp,
+    ) -> anyhow::Result<Option<Notification>> {
+        let mut conn = conn(&self.pool).await?;
+        // One statement, scoped to the owner: another user's notification matches no row.
+        // The first read time is kept, so marking it again changes nothing.
+        let row: Option<NotificationRow> = diesel::update(
+            notifications::table
+                .filter(notifications::id.eq(id.get()))
+                .filter(notifications::user_id.eq(user.get())),
+        )
+        .set(notifications::read_at.eq(coalesce(notifications::read_at, now)))
+        .returning(NotificationRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .context("marking a notification read")?;
+        row.map(Notification::try_from).transpose()
     }
 }

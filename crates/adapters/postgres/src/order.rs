@@ -190,6 +190,7 @@ SELECT ARRAY(SELECT product_id FROM cart) AS cart_products,
        c.discount_value AS c_discount_value, c.min_order_amount AS c_min_order_amount,
        c.total_quantity AS c_total_quantity, c.issued_quantity AS c_issued_quantity,
        c.valid_from AS c_valid_from, c.valid_until AS c_valid_until,
+       c.max_discount AS c_max_discount, c.deactivated_at AS c_deactivated_at,
        (SELECT balance FROM b) AS balance,
        nextval('orders_id_seq') AS new_order_id,
        CASE WHEN $pay_now THEN nextval('payments_id_seq') ELSE 0 END AS new_payment_id
@@ -435,6 +436,10 @@ struct PlaceRow {
     #[diesel(sql_type = Nullable<Timestamptz>)]
     c_valid_until: Option<Timestamp>,
     #[diesel(sql_type = Nullable<BigInt>)]
+    c_max_discount: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    c_deactivated_at: Option<Timestamp>,
+    #[diesel(sql_type = Nullable<BigInt>)]
     balance: Option<i64>,
     #[diesel(sql_type = BigInt)]
     new_order_id: i64,
@@ -597,6 +602,8 @@ impl PlaceRow {
                     issued_quantity,
                     valid_from,
                     valid_until,
+                    max_discount: r.c_max_discount,
+                    deactivated_at: r.c_deactivated_at,
                 };
                 let owned = match (r.uc_id, r.uc_user_id, r.uc_status, r.uc_issued_at) {
                     (Some(id), Some(user_id), Some(status), Some(issued_at)) => Some(user_coupon(

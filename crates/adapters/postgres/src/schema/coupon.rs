@@ -10,6 +10,8 @@ diesel::table! {
         valid_from -> Timestamptz,
         valid_until -> Timestamptz,
         created_at -> Timestamptz,
+        max_discount -> Nullable<Int8>,
+        deactivated_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -3,17 +3,17 @@
 
 use ::coupon::{
     ApplyCouponError, CouponName, CouponStore, Discount, DiscountType, IssueCouponError, NewCoupon,
-    NotificationInbox, NotificationKind, StoredStatus, UseCouponError, UserCouponStatus,
+    NotificationInbox, NotificationKind, StoredStatus, Unusable, UseCouponError, UserCouponStatus,
     ValidityWindow,
 };
 use chrono::{Duration, TimeZone};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use futures::future::join_all;
-use kernel::{CouponId, Money, OrderId, PageRequest, Quantity, Timestamp, UserId};
+use kernel::{CouponId, Money, NotificationId, OrderId, PageRequest, Quantity, Timestamp, UserId};
 use postgres_adapter::coupon::PgCouponStore;
 use postgres_adapter::notification::PgNotificationInbox;
-use postgres_adapter::schema::coupon::{coupons, user_coupons};
+use postgres_adapter::schema::coupon::{coupons, notifications, user_coupons};
 use postgres_adapter::testing::TestDatabase;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
@@ -401,7 +401,9 @@ async fn use_and_restore_are_idempotent() {
     assert!(matches!(
         s.apply_to_order(uid(1), coupon, oid(101), won(12_345), t0())
             .await,
-        Err(ApplyCouponError::Refused(UseCouponError::NotUsable))
+        Err(ApplyCouponError::Refused(UseCouponError::NotUsable(
+            Unusable::AlreadyUsed
+        )))
     ));
     s.restore_for_order(oid(100)).await.unwrap();
     assert_eq!(
@@ -458,14 +460,14 @@ async fn use_refuses_unknown_unowned_out_of_window_and_below_minimum() {
             s.apply_to_order(uid(2), coupon, oid(1), won(50_000), t0())
                 .await
         ),
-        UseCouponError::NotUsable
+        UseCouponError::NotUsable(Unusable::NotOwned)
     );
     assert_eq!(
         refused(
             s.apply_to_order(uid(1), coupon, oid(1), won(9_999), t0())
                 .await
         ),
-        UseCouponError::NotUsable
+        UseCouponError::NotUsable(Unusable::BelowMinimum)
     );
     assert_eq!(
         refused(
@@ -478,7 +480,7 @@ async fn use_refuses_unknown_unowned_out_of_window_and_below_minimum() {
             )
             .await
         ),
-        UseCouponError::NotUsable
+        UseCouponError::NotUsable(Unusable::Expired)
     );
     // nothing was changed by the refusals
     assert_eq!(
@@ -515,7 +517,9 @@ async fn concurrent_orders_use_one_coupon_once() {
                 assert_eq!(*d, won(1_000));
                 true
             }
-            Err(ApplyCouponError::Refused(UseCouponError::NotUsable)) => false,
+            Err(ApplyCouponError::Refused(UseCouponError::NotUsable(Unusable::AlreadyUsed))) => {
+                false
+            }
             Err(e) => panic!("unexpected: {e:?}"),
         })
         .count();
@@ -552,4 +556,254 @@ async fn one_order_cannot_use_two_coupons() {
         .await
         .is_err());
     assert_eq!(used_row(&f, b, 1).await, ("AVAILABLE".into(), None, None));
+}
+
+fn capped(percent: i64, cap: i64) -> Discount {
+    Discount::with_cap(DiscountType::Percent, percent, Some(cap)).unwrap()
+}
+
+// Invariant: max_discount survives the round trip through the database and caps the
+// discount applied to an order.
+#[tokio::test]
+async fn a_capped_percent_coupon_is_stored_and_applied_with_its_cap() {
+    let f = fixture(2).await;
+    let coupon = create(
+        &f,
+        Spec {
+            discount: capped(20, 3_000),
+            issue_to: vec![1],
+            ..Spec::default()
+        },
+    )
+    .await;
+    let read = f.store.get(coupon).await.unwrap().unwrap();
+    assert_eq!(read.discount, capped(20, 3_000));
+    assert!(read.active);
+    // 20% of 50,000 is 10,000: capped at 3,000
+    assert_eq!(
+        f.store
+            .apply_to_order(uid(1), coupon, oid(1), won(50_000), t0())
+            .await
+            .unwrap(),
+        won(3_000)
+    );
+}
+
+// Invariant: the schema refuses a cap on a FIXED coupon and a cap outside 1..=100,000,000.
+#[tokio::test]
+async fn the_schema_guards_the_cap() {
+    let f = fixture(2).await;
+    let fixed = create(&f, Spec::default()).await;
+    let percent = create(
+        &f,
+        Spec {
+            discount: Discount::new(DiscountType::Percent, 10).unwrap(),
+            ..Spec::default()
+        },
+    )
+    .await;
+    let mut conn = f.pool.get().await.unwrap();
+    for (coupon, cap) in [(fixed, 100_i64), (percent, 0), (percent, 100_000_001)] {
+        let r = diesel::update(coupons::table.find(coupon.get()))
+            .set(coupons::max_discount.eq(Some(cap)))
+            .execute(&mut conn)
+            .await;
+        assert!(r.is_err(), "max_discount {cap} on {coupon} must be refused");
+    }
+    diesel::update(coupons::table.find(percent.get()))
+        .set(coupons::max_discount.eq(Some(100_000_000_i64)))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+// Invariant: deactivation is idempotent (the first time is kept), answers None for an
+// unknown coupon, and stops issuing and use while a use already made stays.
+#[tokio::test]
+async fn a_deactivated_coupon_is_neither_issued_nor_used_and_past_uses_stay() {
+    let f = fixture(2).await;
+    let coupon = create(
+        &f,
+        Spec {
+            issue_to: vec![1, 2],
+            ..Spec::default()
+        },
+    )
+    .await;
+    let s = &f.store;
+    s.apply_to_order(uid(1), coupon, oid(10), won(5_000), t0())
+        .await
+        .unwrap();
+    let off = s.deactivate(coupon, t0()).await.unwrap().unwrap();
+    assert!(!off.active);
+    let again = s
+        .deactivate(coupon, t0() + Duration::hours(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, off, "deactivating again changes nothing");
+    let mut conn = f.pool.get().await.unwrap();
+    let at: Option<Timestamp> = coupons::table
+        .find(coupon.get())
+        .select(coupons::deactivated_at)
+        .first(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(at, Some(t0()), "the first deactivation's time is kept");
+    assert!(s
+        .deactivate(CouponId::try_from(999).unwrap(), t0())
+        .await
+        .unwrap()
+        .is_none());
+    assert!(matches!(
+        s.issue(coupon, uid(3), t0()).await,
+        Err(IssueCouponError::Deactivated)
+    ));
+    assert!(matches!(
+        s.apply_to_order(uid(2), coupon, oid(11), won(5_000), t0())
+            .await,
+        Err(ApplyCouponError::Refused(UseCouponError::NotUsable(
+            Unusable::Inactive
+        )))
+    ));
+    assert_eq!(
+        used_row(&f, coupon, 2).await,
+        ("AVAILABLE".into(), None, None)
+    );
+    // the order that used it before keeps it (a retry of that order is accepted)
+    assert_eq!(used_row(&f, coupon, 1).await.1, Some(10));
+    assert_eq!(
+        s.apply_to_order(uid(1), coupon, oid(10), won(5_000), t0())
+            .await
+            .unwrap(),
+        won(1_000)
+    );
+    assert_eq!(counts(&f, coupon).await, (2, 2));
+}
+
+// Invariant: once a deactivation has committed, no issue succeeds, even one racing it:
+// every issue either committed before the deactivation or is refused (never a unit
+// claimed after it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn issuing_racing_a_deactivation_never_issues_after_it() {
+    let f = fixture(16).await;
+    let coupon = create(&f, Spec::default()).await;
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let issues: Vec<_> = (1..=200)
+        .map(|u| {
+            let (store, done) = (f.store.clone(), done.clone());
+            tokio::spawn(async move {
+                let r = store.issue(coupon, uid(u), t0()).await;
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                r
+            })
+        })
+        .collect();
+    // let some issues through first, so the deactivation lands among the others
+    while std::sync::atomic::AtomicUsize::load(&done, std::sync::atomic::Ordering::SeqCst) < 20 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    let deactivated = f.store.deactivate(coupon, t0()).await.unwrap().unwrap();
+    let mut issued = 0_u64;
+    for r in join_all(issues).await {
+        match r.unwrap() {
+            Ok(_) => issued += 1,
+            Err(IssueCouponError::Deactivated) => {}
+            Err(e) => panic!("unexpected: {e:?}"),
+        }
+    }
+    // the deactivation saw every issue that committed before it, and none came after
+    assert_eq!(deactivated.issued_quantity, issued);
+    assert_eq!(counts(&f, coupon).await, (issued as i64, issued as i64));
+    assert!(matches!(
+        f.store.issue(coupon, uid(999), t0()).await,
+        Err(IssueCouponError::Deactivated)
+    ));
+}
+
+async fn read_at(f: &Fixture, id: NotificationId) -> Option<Timestamp> {
+    let mut conn = f.pool.get().await.unwrap();
+    notifications::table
+        .find(id.get())
+        .select(notifications::read_at)
+        .first(&mut conn)
+        .await
+        .unwrap()
+}
+
+// Invariant: a user marks only their own notification read; marking again keeps the
+// first read time; another user's (or an unknown) notification is not found and does
+// not change.
+#[tokio::test]
+async fn marking_a_notification_read_is_idempotent_and_scoped_to_its_owner() {
+    let f = fixture(2).await;
+    create(
+        &f,
+        Spec {
+            issue_to: vec![5, 6],
+            ..Spec::default()
+        },
+    )
+    .await;
+    let inbox = PgNotificationInbox::new(f.pool.clone());
+    let mine = inbox
+        .list(uid(5), PageRequest::default())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    let theirs = inbox
+        .list(uid(6), PageRequest::default())
+        .await
+        .unwrap()
+        .items[0]
+        .clone();
+    assert!(!mine.read);
+    assert!(inbox
+        .mark_read(uid(5), theirs.id, t0())
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        read_at(&f, theirs.id).await,
+        None,
+        "another user's is untouched"
+    );
+    let read = inbox
+        .mark_read(uid(5), mine.id, t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(read.read);
+    assert_eq!(
+        read,
+        ::coupon::Notification {
+            read: true,
+            ..mine.clone()
+        }
+    );
+    let again = inbox
+        .mark_read(uid(5), mine.id, t0() + Duration::hours(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, read);
+    assert_eq!(
+        read_at(&f, mine.id).await,
+        Some(t0()),
+        "the first read time is kept"
+    );
+    assert!(
+        inbox
+            .list(uid(5), PageRequest::default())
+            .await
+            .unwrap()
+            .items[0]
+            .read
+    );
+    assert!(inbox
+        .mark_read(uid(5), NotificationId::try_from(9_999).unwrap(), t0())
+        .await
+        .unwrap()
+        .is_none());
 }
