@@ -7,10 +7,14 @@ mod clock;
 mod ids;
 mod money;
 mod page;
+mod text;
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
-pub use ids::{ChargeId, CouponId, IdError, OrderId, ProductId, UserId};
+pub use ids::{
+    parse_plain_id, ChargeId, CouponId, IdError, OrderId, ParseIdError, ProductId, UserId,
+};
 pub use money::{Money, MoneyError, Quantity, QuantityError};
 pub use page::{Page, PageRequest, PageRequestError};
+pub use text::{check_text, BoundedText, TextError};
