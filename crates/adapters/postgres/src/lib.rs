@@ -29,4 +29,4 @@ pub use migrate::run_migrations;
 pub use order::PgOrderStore;
 pub use outbox::{OutboxListener, PgOutboxStore, Wake};
 pub use payment::PgPaymentStore;
-pub use pool::{build_pool, PgPool, PoolSettings};
+pub use pool::{build_pool, DatabaseUnavailable, PgPool, PoolSettings};

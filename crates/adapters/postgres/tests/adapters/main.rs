@@ -6,4 +6,5 @@ mod cart;
 mod coupon;
 mod idempotency;
 mod outbox;
+mod pool;
 mod stock;
