@@ -2,7 +2,7 @@
 
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse};
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
@@ -29,6 +29,7 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
     /// won, 1..=10,000,000
     #[schema(example = 10000, minimum = 1, maximum = 10000000)]
@@ -159,7 +160,7 @@ pub async fn get_balance(
     security(("bearer" = [])))]
 pub async fn charge(
     scope: UserScope,
-    body: web::Json<ChargeRequest>,
+    body: Json<ChargeRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {

@@ -3,14 +3,14 @@
 
 use crate::auth::{Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse, PathId};
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::{Event, Metrics};
 use crate::routes::products::{out_of_stock, product_not_found};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use kernel::{CouponId, OrderId, ProductId, Quantity, UserId};
 use order::{CancelOrderError, LineRequest, OrderStatus, PlaceOrder, PlaceOrderError};
 use payment::PayOrderError;
@@ -52,6 +52,7 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     #[schema(minimum = 1)]
     pub user_id: i64,
@@ -66,6 +67,7 @@ pub struct PlaceOrderRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OrderItemRequest {
     #[schema(minimum = 1)]
     pub product_id: i64,
@@ -249,14 +251,13 @@ fn order_not_found() -> ApiError {
     ApiError::not_found(ProblemCode::OrderNotFound, "no such order")
 }
 
-/// The `{order_id}` of the path, if the caller may act on that order: 404 when it does
-/// not exist, 403 when it is another user's. One cheap read (the owner only).
+/// The order `id`, if the caller may act on that order: 404 when it does not exist,
+/// 403 when it is another user's. One cheap read (the owner only).
 async fn owned_order_id(
     state: &AppState,
     caller: Caller,
-    req: &HttpRequest,
+    id: OrderId,
 ) -> Result<OrderId, ApiError> {
-    let id = parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")?;
     let owner = state.orders.owner(id).await?.ok_or_else(order_not_found)?;
     caller.ensure_may_act_for(owner)?;
     Ok(id)
@@ -279,7 +280,7 @@ async fn owned_order_id(
     security(("bearer" = [])))]
 pub async fn place_order(
     caller: Caller,
-    body: web::Json<PlaceOrderRequest>,
+    body: Json<PlaceOrderRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
@@ -302,10 +303,10 @@ pub async fn place_order(
     security(("bearer" = [])))]
 pub async fn get_order(
     caller: Caller,
-    req: HttpRequest,
+    id: PathId<OrderId>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")?;
+    let id = id.get();
     let order = state.orders.get(id).await?.ok_or_else(order_not_found)?;
     caller.ensure_may_act_for(order.user_id)?;
     Ok(HttpResponse::Ok().json(order))
@@ -340,11 +341,11 @@ pub async fn list_user_orders(
     security(("bearer" = [])))]
 pub async fn pay_order(
     caller: Caller,
-    req: HttpRequest,
+    id: PathId<OrderId>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_order_id(&state, caller, &req).await?;
+    let id = owned_order_id(&state, caller, id.get()).await?;
     let paid = state.payments.pay(id).await?;
     metrics.count(Event::OrderPaid);
     Ok(HttpResponse::Ok().json(paid))
@@ -361,11 +362,11 @@ pub async fn pay_order(
     security(("bearer" = [])))]
 pub async fn cancel_order(
     caller: Caller,
-    req: HttpRequest,
+    id: PathId<OrderId>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = owned_order_id(&state, caller, &req).await?;
+    let id = owned_order_id(&state, caller, id.get()).await?;
     let cancelled = state.orders.cancel(id).await?;
     metrics.count(Event::OrderCancelled);
     Ok(HttpResponse::Ok().json(cancelled))
