@@ -27,8 +27,12 @@ RUST_LOG=warn start_server $bin .data/fuzz-server.log
 base="http://127.0.0.1:$COMMERCE__SERVER__PORT"
 admin=$($bin token --admin)
 echo "== schemathesis against $base/api-docs/openapi.json"
-# fresh Idempotency-Keys: see the hooks file. One worker: two threads have crashed
-# schemathesis itself once (a CPython 3.11 bug), and CI must not be flaky.
+# The hooks seed state through the API (a user with a balance, a product, a coupon, PAID
+# and PENDING orders) and point cases at it, so payment, cancel and refund paths are
+# reached; they also make Idempotency-Keys fresh. See the hooks file.
+export FUZZ_BASE="$base" FUZZ_ADMIN_TOKEN="$admin"
+# One worker: two threads have crashed schemathesis itself once (a CPython 3.11 bug),
+# and CI must not be flaky.
 export SCHEMATHESIS_HOOKS=scripts/fuzz_hooks.py
 "$venv/bin/schemathesis" run "$base/api-docs/openapi.json" \
   --header "Authorization: Bearer $admin" \

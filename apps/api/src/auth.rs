@@ -26,6 +26,9 @@ pub struct Claims {
     pub exp: u64,
     #[serde(default)]
     pub iat: u64,
+    /// not before (Unix seconds); a token is refused until then
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<u64>,
 }
 
 /// Who is calling.
@@ -71,6 +74,51 @@ impl Caller {
     }
 }
 
+/// Why a request is not authenticated. Each kind has one fixed message: a 401 never
+/// carries library text nor anything of the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    Missing,
+    /// Not `Bearer <JWT>`, not a JWT, or claims that are not this API's.
+    Malformed,
+    /// Not signed with this server's secret (or not with HS256).
+    BadSignature,
+    /// `exp` has passed.
+    Expired,
+    /// `nbf` lies in the future.
+    NotYetValid,
+}
+
+impl AuthFailure {
+    /// The fixed `detail` of the 401.
+    pub fn message(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "a bearer token is required: Authorization: Bearer <token>",
+            AuthFailure::Malformed => "the bearer token is malformed or its claims are not valid",
+            AuthFailure::BadSignature => "the bearer token's signature is not valid",
+            AuthFailure::Expired => "the bearer token has expired",
+            AuthFailure::NotYetValid => "the bearer token is not valid yet (nbf)",
+        }
+    }
+
+    fn of(error: &jsonwebtoken::errors::Error) -> AuthFailure {
+        use jsonwebtoken::errors::ErrorKind;
+        match error.kind() {
+            ErrorKind::InvalidSignature | ErrorKind::InvalidAlgorithm => AuthFailure::BadSignature,
+            ErrorKind::ExpiredSignature => AuthFailure::Expired,
+            ErrorKind::ImmatureSignature => AuthFailure::NotYetValid,
+            _ => AuthFailure::Malformed,
+        }
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(failure: AuthFailure) -> Self {
+        ApiError::unauthorized(failure.message())
+    }
+}
+
 /// Signs and verifies tokens.
 pub struct JwtKeys {
     encoding: EncodingKey,
@@ -83,6 +131,7 @@ impl JwtKeys {
     pub fn new(secret: &str, ttl: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 5;
         Self {
             encoding: EncodingKey::from_secret(secret.as_bytes()),
@@ -104,6 +153,7 @@ impl JwtKeys {
             role,
             iat: now,
             exp: now + self.ttl.as_secs(),
+            nbf: None,
         };
         Ok(jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -112,25 +162,20 @@ impl JwtKeys {
         )?)
     }
 
-    /// Checks signature, expiry and claims.
+    /// Checks signature, expiry, `nbf` and claims.
     pub fn verify(&self, token: &str) -> Result<Caller, ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| ApiError::unauthorized(format!("invalid token: {e}")))?;
+            .map_err(|e| AuthFailure::of(&e))?;
         let claims = data.claims;
         match claims.role {
             Role::Admin if claims.sub == "admin" => Ok(Caller::Admin),
+            // the one strict id parser: "1", never "01" or "+1"
             Role::User => claims
                 .sub
-                .parse::<i64>()
-                .ok()
-                .and_then(|id| UserId::try_from(id).ok())
+                .parse::<UserId>()
                 .map(Caller::User)
-                .ok_or_else(|| {
-                    ApiError::unauthorized("invalid token: sub must be a positive user id")
-                }),
-            Role::Admin => Err(ApiError::unauthorized(
-                "invalid token: an admin token has sub \"admin\"",
-            )),
+                .map_err(|_| AuthFailure::Malformed.into()),
+            Role::Admin => Err(AuthFailure::Malformed.into()),
         }
     }
 
@@ -139,16 +184,15 @@ impl JwtKeys {
         let value = req
             .headers()
             .get(header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
-        let value = value
-            .to_str()
-            .map_err(|_| ApiError::unauthorized("malformed Authorization header"))?;
+            .ok_or(AuthFailure::Missing)?;
         let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
-            })?;
+            .to_str()
+            .ok()
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .ok_or(AuthFailure::Malformed)?;
         self.verify(token.trim())
     }
 }
@@ -203,8 +247,7 @@ impl FromRequest for UserScope {
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready((|| {
             let caller = keys(req)?.caller_of(req)?;
-            let user =
-                crate::extract::parse_id::<UserId>(req.match_info().get("user_id"), "user_id")?;
+            let user = crate::extract::path_value::<UserId>(req, "user_id")?;
             caller.ensure_may_act_for(user)?;
             Ok(UserScope { user, caller })
         })())
@@ -245,6 +288,7 @@ mod tests {
             role: Role::User,
             exp: 1_000,
             iat: 0,
+            nbf: None,
         };
         let token = jsonwebtoken::encode(&Header::default(), &claims, &k.encoding).unwrap();
         assert!(k.verify(&token).is_err());
@@ -264,6 +308,7 @@ mod tests {
                 role,
                 exp,
                 iat: 0,
+                nbf: None,
             };
             let token = jsonwebtoken::encode(&Header::default(), &claims, &k.encoding).unwrap();
             assert!(k.verify(&token).is_err(), "{sub} {role:?} must be refused");

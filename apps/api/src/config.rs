@@ -45,6 +45,8 @@ pub struct ServerSettings {
 pub struct DatabaseSettings {
     pub url: String,
     pub pool_size: usize,
+    /// The longest a request waits for a connection or for one statement.
+    pub timeout_ms: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -92,6 +94,7 @@ impl fmt::Debug for DatabaseSettings {
         f.debug_struct("DatabaseSettings")
             .field("url", &redacted)
             .field("pool_size", &self.pool_size)
+            .field("timeout_ms", &self.timeout_ms)
             .finish()
     }
 }
@@ -167,6 +170,9 @@ impl Settings {
         if self.database.pool_size == 0 {
             bail!("COMMERCE__DATABASE__POOL_SIZE must be at least 1");
         }
+        if self.database.timeout_ms == 0 {
+            bail!("COMMERCE__DATABASE__TIMEOUT_MS must be at least 1");
+        }
         Ok(())
     }
 }
@@ -187,6 +193,7 @@ mod tests {
         let s = Settings::load_from(&[]).unwrap();
         assert_eq!((s.server.host.as_str(), s.server.port), ("127.0.0.1", 8080));
         assert_eq!(s.database.pool_size, 16);
+        assert_eq!(s.database.timeout_ms, 5000);
         assert_eq!(s.data_platform.url, "");
         assert_eq!(s.data_platform.max_attempts, 20);
         assert_eq!(s.data_platform.timeout_ms, 5000);

@@ -1,6 +1,7 @@
 //! One error type for every handler, rendered as RFC 9457 problem+json with a stable
 //! `code`. 5xx are logged with their whole cause chain and never show internals.
 
+use crate::extract::BodyLimit;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -8,6 +9,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use postgres_adapter::DatabaseUnavailable;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::fmt;
@@ -22,11 +24,29 @@ pub struct FieldError {
     pub message: String,
 }
 
+/// The most characters of a field name an error shows (an unknown field is named by
+/// what the client sent).
+pub const MAX_FIELD_CHARS: usize = 64;
+/// The most characters of a message an error shows (serde quotes offending values).
+pub const MAX_MESSAGE_CHARS: usize = 160;
+/// The most field errors one problem lists; the detail says how many more there were.
+pub const MAX_FIELD_ERRORS: usize = 20;
+
+/// At most `max` characters of `text`, cut with "…": what an error body may echo of
+/// the client's input (API.md: "never more than a short excerpt").
+pub fn excerpt(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+    }
+}
+
 impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A field error; both parts are cut to a short excerpt.
+    pub fn new(field: impl AsRef<str>, message: impl AsRef<str>) -> Self {
         Self {
-            field: field.into(),
-            message: message.into(),
+            field: excerpt(field.as_ref(), MAX_FIELD_CHARS),
+            message: excerpt(message.as_ref(), MAX_MESSAGE_CHARS),
         }
     }
 }
@@ -83,7 +103,8 @@ problem_codes! {
     /// 400 (malformed JSON, path or query) or 422 (a field's value is refused): the
     /// request is not valid and nothing changed; `errors` names the fields.
     ValidationError = "VALIDATION_ERROR",
-    /// 413: the request body is over 64 KiB.
+    /// 413: the request body is over the configured limit
+    /// (`server.max_body_bytes`, 64 KiB by default).
     PayloadTooLarge = "PAYLOAD_TOO_LARGE",
     /// 415: the request body is not `application/json`.
     UnsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE",
@@ -141,7 +162,9 @@ problem_codes! {
     InvalidEventState = "INVALID_EVENT_STATE",
     /// 503: the database does not answer (readiness).
     NotReady = "NOT_READY",
-    /// 503: the database is not available; try again.
+    /// 503: the database did not answer within the configured bound
+    /// (`COMMERCE__DATABASE__TIMEOUT_MS`): no free connection, or a statement took
+    /// longer. Try again (with the same `Idempotency-Key`).
     ServiceUnavailable = "SERVICE_UNAVAILABLE",
     /// 500: an unexpected error; nothing of it is shown.
     InternalError = "INTERNAL_ERROR",
@@ -219,13 +242,18 @@ impl ApiError {
         self.code
     }
 
-    /// 422 VALIDATION_ERROR naming the fields.
-    pub fn validation(errors: Vec<FieldError>) -> Self {
-        let detail = errors
+    /// 422 VALIDATION_ERROR naming the fields (at most [`MAX_FIELD_ERRORS`] of them).
+    pub fn validation(mut errors: Vec<FieldError>) -> Self {
+        let more = errors.len().saturating_sub(MAX_FIELD_ERRORS);
+        errors.truncate(MAX_FIELD_ERRORS);
+        let mut detail = errors
             .iter()
             .map(|e| format!("{}: {}", e.field, e.message))
             .collect::<Vec<_>>()
             .join("; ");
+        if more > 0 {
+            detail.push_str(&format!(" (and {more} more)"));
+        }
         Self::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             ProblemCode::ValidationError,
@@ -235,14 +263,14 @@ impl ApiError {
     }
 
     /// 400 VALIDATION_ERROR for a malformed path, query or body.
-    pub fn bad_request(field: &str, message: impl Into<String>) -> Self {
-        let message = message.into();
+    pub fn bad_request(field: &str, message: impl AsRef<str>) -> Self {
+        let error = FieldError::new(field, message);
         Self::new(
             StatusCode::BAD_REQUEST,
             ProblemCode::ValidationError,
-            format!("{field}: {message}"),
+            format!("{}: {}", error.field, error.message),
         )
-        .with("errors", vec![FieldError::new(field, message)])
+        .with("errors", vec![error])
     }
 
     pub fn not_found(code: ProblemCode, detail: impl Into<String>) -> Self {
@@ -310,7 +338,9 @@ impl fmt::Display for ApiError {
     }
 }
 
-/// Unexpected failures become 500 (or 503 when the database pool gave up).
+/// Unexpected failures become 500, or 503 SERVICE_UNAVAILABLE when the database was
+/// unavailable (a typed [`DatabaseUnavailable`] in the chain: no free connection, no
+/// connection, no answer within `COMMERCE__DATABASE__TIMEOUT_MS`).
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         if e.chain().any(|c| c.is::<kernel::ClaimLost>()) {
@@ -320,17 +350,13 @@ impl From<anyhow::Error> for ApiError {
                 "another request with this Idempotency-Key completed first; send it again to get its answer",
             );
         }
-        let pool_exhausted = e
-            .chain()
-            .any(|c| c.to_string().contains("getting a database connection"));
-        if pool_exhausted {
-            ApiError::unavailable(
+        match DatabaseUnavailable::find(&e) {
+            Some(_) => ApiError::unavailable(
                 ProblemCode::ServiceUnavailable,
-                "the database is not available, try again",
+                "the database did not answer in time; try again",
                 e,
-            )
-        } else {
-            ApiError::internal(e)
+            ),
+            None => ApiError::internal(e),
         }
     }
 }
@@ -359,52 +385,69 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Body errors: malformed JSON 400, wrong shape 422, too large 413, not JSON 415.
-pub fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
-    let api = match &err {
-        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-            ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ProblemCode::PayloadTooLarge,
-                "the request body is larger than 64 KiB",
-            )
+/// The answer to a JSON body that could not be read: too large 413, not JSON 415,
+/// malformed 400, the wrong shape 422 naming the field (`items[0].quantity`, or the
+/// unknown or missing field itself).
+pub fn json_body_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    use serde_json::error::Category;
+    let inner = err.inner();
+    let message = clean_message(&inner.to_string());
+    match inner.classify() {
+        Category::Data => {
+            let path = err.path().to_string();
+            let parent = if path == "." { "" } else { path.as_str() };
+            // the path ends at the unknown field itself, but at the parent of a missing one
+            let field = match named_field(&message) {
+                Some(name) if parent == name || parent.ends_with(&format!(".{name}")) => {
+                    parent.to_string()
+                }
+                Some(name) if parent.is_empty() => name.to_string(),
+                Some(name) => format!("{parent}.{name}"),
+                None if parent.is_empty() => "body".to_string(),
+                None => parent.to_string(),
+            };
+            ApiError::validation(vec![FieldError::new(field, message)])
         }
-        JsonPayloadError::ContentType => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ProblemCode::UnsupportedMediaType,
-            "the request body must be application/json",
-        ),
-        JsonPayloadError::Deserialize(e) if e.is_data() => {
-            ApiError::validation(vec![FieldError::new(
-                field_of(&e.to_string()),
-                clean_message(&e.to_string()),
-            )])
-        }
-        JsonPayloadError::Deserialize(e) => {
-            ApiError::bad_request("body", format!("malformed JSON: {e}"))
-        }
-        other => ApiError::bad_request("body", other.to_string()),
-    };
-    api.into()
-}
-
-/// serde names the field in "missing field `x`" and "unknown variant" messages only.
-fn field_of(message: &str) -> String {
-    match (message.find('`'), message.starts_with("missing field")) {
-        (Some(start), true) => message[start + 1..]
-            .split('`')
-            .next()
-            .unwrap_or("body")
-            .to_string(),
-        _ => "body".to_string(),
+        _ => ApiError::bad_request("body", format!("malformed JSON: {message}")),
     }
 }
 
+/// The field serde names in "missing field `x`" and "unknown field `x`, expected ...".
+fn named_field(message: &str) -> Option<&str> {
+    let rest = message
+        .strip_prefix("missing field `")
+        .or_else(|| message.strip_prefix("unknown field `"))?;
+    rest.split('`').next()
+}
+
+/// serde's message without " at line 1 column 7".
 fn clean_message(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message[..i].to_string(),
         None => message.to_string(),
     }
+}
+
+/// Body errors of actix's own JSON extractor (nothing uses it; [`crate::extract::Json`]
+/// is the one JSON extractor), answered as problems all the same.
+pub fn json_error(err: JsonPayloadError, req: &HttpRequest) -> actix_web::Error {
+    let api = match &err {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            BodyLimit::of(req).too_large()
+        }
+        JsonPayloadError::ContentType => unsupported_media_type(),
+        _ => ApiError::bad_request("body", "malformed JSON"),
+    };
+    api.into()
+}
+
+/// 415 UNSUPPORTED_MEDIA_TYPE.
+pub fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ProblemCode::UnsupportedMediaType,
+        "the request body must be application/json",
+    )
 }
 
 pub fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
@@ -428,24 +471,22 @@ pub fn problemize<B: MessageBody + 'static>(
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
-    let (code, detail) = match status {
-        StatusCode::NOT_FOUND => (ProblemCode::NotFound, "no such resource"),
-        StatusCode::METHOD_NOT_ALLOWED => (
+    let problem = match status {
+        StatusCode::NOT_FOUND => ApiError::new(status, ProblemCode::NotFound, "no such resource"),
+        StatusCode::METHOD_NOT_ALLOWED => ApiError::new(
+            status,
             ProblemCode::MethodNotAllowed,
             "this method is not allowed on this resource",
         ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            ProblemCode::PayloadTooLarge,
-            "the request body is larger than 64 KiB",
+        StatusCode::PAYLOAD_TOO_LARGE => BodyLimit::of(res.request()).too_large(),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(),
+        s if s.is_server_error() => ApiError::new(
+            status,
+            ProblemCode::InternalError,
+            "an unexpected error occurred",
         ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
-            ProblemCode::UnsupportedMediaType,
-            "the request body must be application/json",
-        ),
-        s if s.is_server_error() => (ProblemCode::InternalError, "an unexpected error occurred"),
-        _ => (ProblemCode::BadRequest, "the request is not valid"),
+        _ => ApiError::new(status, ProblemCode::BadRequest, "the request is not valid"),
     };
-    let problem = ApiError::new(status, code, detail);
     let (req, mut old) = res.into_parts();
     let mut new = HttpResponse::build(status)
         .content_type(PROBLEM_JSON)
@@ -512,6 +553,22 @@ mod tests {
         for code in all {
             assert!(description.contains(&format!("`{code}`")), "{code}");
         }
+    }
+
+    #[test]
+    fn field_errors_and_their_count_are_bounded_excerpts() {
+        let e = FieldError::new("f".repeat(1_000), "m".repeat(100_000));
+        assert_eq!(e.field.chars().count(), MAX_FIELD_CHARS + 1);
+        assert_eq!(e.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        assert!(e.message.ends_with('…'));
+        assert_eq!(excerpt("가나다", 2), "가나…");
+        assert_eq!(excerpt("short", 10), "short");
+        let many = (0..100)
+            .map(|i| FieldError::new(format!("f{i}"), "bad"))
+            .collect();
+        let body = ApiError::validation(many).body();
+        assert_eq!(body["errors"].as_array().unwrap().len(), MAX_FIELD_ERRORS);
+        assert!(body["detail"].as_str().unwrap().ends_with("(and 80 more)"));
     }
 
     #[test]

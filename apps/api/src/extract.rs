@@ -1,16 +1,206 @@
-//! Request helpers shared by every route: ids in paths, paging, list responses.
+//! Request helpers shared by every route: the one JSON body extractor, the one path-id
+//! extractor, the body limit, paging, list responses.
 
-use crate::error::ApiError;
+use crate::error::{json_body_error, unsupported_media_type, ApiError, ProblemCode};
+use actix_web::dev::Payload;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use kernel::{Page, PageRequest};
+use futures::future::LocalBoxFuture;
+use futures::StreamExt;
+use kernel::{
+    ChargeId, CouponId, NotificationId, OrderId, Page, PageRequest, ProductId, RefundId, UserId,
+};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::future::{ready, Ready};
 
-/// Parses a positive id from a path segment: 400 VALIDATION_ERROR otherwise.
-pub fn parse_id<T: TryFrom<i64>>(raw: Option<&str>, field: &str) -> Result<T, ApiError> {
-    raw.and_then(|s| s.parse::<i64>().ok())
-        .and_then(|v| T::try_from(v).ok())
-        .ok_or_else(|| ApiError::bad_request(field, "must be a positive integer id"))
+/// The request body cap in bytes (`server.max_body_bytes`), in the app data of every
+/// request. The one place that puts it in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimit(pub usize);
+
+impl BodyLimit {
+    /// The default of `config/default.toml`.
+    pub const DEFAULT: BodyLimit = BodyLimit(64 * 1024);
+
+    /// The limit of a request's app (the default when none is configured).
+    pub fn of(req: &HttpRequest) -> BodyLimit {
+        req.app_data::<web::Data<BodyLimit>>()
+            .map_or(Self::DEFAULT, |l| *l.get_ref())
+    }
+
+    /// The limit in words: `64 KiB`, `1 MiB`, `1000 bytes`.
+    pub fn describe(self) -> String {
+        let n = self.0;
+        if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+            format!("{} MiB", n >> 20)
+        } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
+            format!("{} KiB", n >> 10)
+        } else {
+            format!("{n} bytes")
+        }
+    }
+
+    /// 413 PAYLOAD_TOO_LARGE naming the configured limit.
+    pub fn too_large(self) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            ProblemCode::PayloadTooLarge,
+            format!("the request body is larger than {}", self.describe()),
+        )
+    }
+}
+
+/// A JSON request body: the one body extractor of every handler. `application/json`
+/// (or `+json`) up to the [`BodyLimit`]; malformed JSON is 400, a value of the wrong
+/// type, a missing field or a field the request does not know is 422
+/// `VALIDATION_ERROR` naming that field (`amount`, `items[0].quantity`). Request
+/// structs carry `#[serde(deny_unknown_fields)]`, so a typo is refused, never ignored.
+#[derive(Debug)]
+pub struct Json<T>(pub T);
+
+impl<T> Json<T> {
+    /// The body.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Json<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = BodyLimit::of(req);
+        let is_json = matches!(
+            req.mime_type(),
+            Ok(Some(mime)) if mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json")
+        );
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let payload = payload.take();
+        Box::pin(async move {
+            if !is_json {
+                return Err(unsupported_media_type());
+            }
+            if declared.is_some_and(|n| n > limit.0) {
+                return Err(limit.too_large());
+            }
+            let body = read_body(payload, limit).await?;
+            let de = &mut serde_json::Deserializer::from_slice(&body);
+            let value: T =
+                serde_path_to_error::deserialize(&mut *de).map_err(|e| json_body_error(&e))?;
+            de.end()
+                .map_err(|e| ApiError::bad_request("body", format!("malformed JSON: {e}")))?;
+            Ok(Json(value))
+        })
+    }
+}
+
+/// Reads a whole body, refusing it as soon as it passes the limit.
+pub async fn read_body(mut payload: Payload, limit: BodyLimit) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk =
+            chunk.map_err(|_| ApiError::bad_request("body", "the body could not be read"))?;
+        if body.len() + chunk.len() > limit.0 {
+            return Err(limit.too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// A value a path segment holds: an id in plain decimal ([`kernel::parse_plain_id`])
+/// or an event's UUID.
+pub trait PathValue: Sized {
+    /// What a valid segment looks like, for the 400 message.
+    const EXPECTED: &'static str;
+    /// The value, or `None` when the segment is not one.
+    fn parse(raw: &str) -> Option<Self>;
+}
+
+macro_rules! id_path_values {
+    ($($id:ty),+) => {$(
+        impl PathValue for $id {
+            const EXPECTED: &'static str =
+                "must be a positive integer id in plain decimal (no sign, no leading zero)";
+            fn parse(raw: &str) -> Option<Self> {
+                raw.parse().ok()
+            }
+        }
+    )+};
+}
+id_path_values!(
+    UserId,
+    ProductId,
+    OrderId,
+    CouponId,
+    ChargeId,
+    NotificationId,
+    RefundId
+);
+
+impl PathValue for uuid::Uuid {
+    const EXPECTED: &'static str = "must be a UUID";
+    fn parse(raw: &str) -> Option<Self> {
+        uuid::Uuid::try_parse(raw).ok()
+    }
+}
+
+/// The path parameter `name` of the matched route: 400 VALIDATION_ERROR naming it
+/// unless it is a `T`.
+pub fn path_value<T: PathValue>(req: &HttpRequest, name: &str) -> Result<T, ApiError> {
+    req.match_info()
+        .get(name)
+        .and_then(T::parse)
+        .ok_or_else(|| ApiError::bad_request(name, T::EXPECTED))
+}
+
+/// The one path-id extractor: the **last** parameter of the matched route (the resource
+/// the path names: `{id}` of `/products/{id}/stock`, `{product_id}` of
+/// `/users/{user_id}/cart/items/{product_id}`), parsed strictly as a `T`; `07`, `+7`
+/// and ` 7` are not ids (400 VALIDATION_ERROR naming the parameter). The
+/// `{user_id}` of `/users/{user_id}/...` is read by [`crate::auth::UserScope`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathId<T>(pub T);
+
+impl<T> PathId<T> {
+    /// The id.
+    pub fn get(self) -> T {
+        self.0
+    }
+}
+
+impl<T: PathValue> FromRequest for PathId<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let last = req
+            .match_info()
+            .iter()
+            .last()
+            .map(|(name, _)| name.to_string());
+        ready(match last {
+            Some(name) => path_value(req, &name).map(PathId),
+            None => Err(ApiError::internal(anyhow::anyhow!(
+                "PathId used on a route without a path parameter"
+            ))),
+        })
+    }
 }
 
 /// `?limit=&cursor=` of every list endpoint.
@@ -71,6 +261,33 @@ impl<T> ListResponse<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_body_limit_is_put_in_words_in_one_place() {
+        assert_eq!(BodyLimit(65_536).describe(), "64 KiB");
+        assert_eq!(BodyLimit(1 << 20).describe(), "1 MiB");
+        assert_eq!(BodyLimit(1000).describe(), "1000 bytes");
+        assert_eq!(
+            BodyLimit(2048).too_large().to_string(),
+            "413 PAYLOAD_TOO_LARGE: the request body is larger than 2 KiB"
+        );
+    }
+
+    #[test]
+    fn path_values_are_plain_decimal_ids_or_uuids() {
+        assert_eq!(
+            <kernel::OrderId as PathValue>::parse("12").map(|i| i.get()),
+            Some(12)
+        );
+        for bad in ["012", "+12", " 12", "12 ", "0", ""] {
+            assert!(
+                <kernel::OrderId as PathValue>::parse(bad).is_none(),
+                "{bad:?}"
+            );
+        }
+        assert!(<uuid::Uuid as PathValue>::parse("0b5e3bb1-1f5c-4c8e-9d1e-6f2f2b4f3c11").is_some());
+        assert!(<uuid::Uuid as PathValue>::parse("nope").is_none());
+    }
 
     #[test]
     fn cursors_round_trip_and_garbage_is_refused() {

@@ -270,11 +270,7 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::bad_request("body", e.to_string()))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                ProblemCode::PayloadTooLarge,
-                "the request body is larger than 64 KiB",
-            ));
+            return Err(crate::extract::BodyLimit(limit).too_large());
         }
         body.extend_from_slice(&chunk);
     }

@@ -1,11 +1,12 @@
-//! Cross-cutting middleware: request ids and logs, and turning a panic into a 500
-//! problem instead of a dropped connection.
+//! Cross-cutting middleware: request ids, logs and metrics, `HEAD` answered like `GET`,
+//! and turning a panic into a 500 problem instead of a dropped connection.
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
 use actix_web::web;
 use futures::FutureExt;
@@ -21,6 +22,25 @@ fn valid_request_id(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
 }
 
+/// The method as a metrics label: one of a fixed set, `OTHER` for anything else (actix
+/// accepts made-up methods, and a label per method would let any caller grow the
+/// metrics without bound).
+pub fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "HEAD" => "HEAD",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "PATCH" => "PATCH",
+        "DELETE" => "DELETE",
+        "OPTIONS" => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
+/// The most characters of a request path a log line shows.
+const MAX_LOGGED_PATH_CHARS: usize = 256;
+
 /// One span per request with its id (taken from `X-Request-Id` or generated, echoed
 /// back), and one log line when it completes.
 pub async fn request_span<B: MessageBody + 'static>(
@@ -34,8 +54,8 @@ pub async fn request_span<B: MessageBody + 'static>(
         .filter(|v| valid_request_id(v))
         .map(String::from)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = req.method().to_string();
-    let path = req.path().to_string();
+    let method = method_label(req.method());
+    let path = crate::error::excerpt(req.path(), MAX_LOGGED_PATH_CHARS);
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
     let started = Instant::now();
     // Middleware below answers errors as responses, so an Err here is actix's own.
@@ -47,12 +67,13 @@ pub async fn request_span<B: MessageBody + 'static>(
     let status = res.status().as_u16();
     let elapsed = started.elapsed();
     if let Some(metrics) = res.request().app_data::<web::Data<Metrics>>() {
-        // the route template keeps label cardinality bounded; unknown paths share one label
+        // labels from fixed sets only: the route template (never the raw path; unknown
+        // paths share one label) and the method label
         let route = res
             .request()
             .match_pattern()
             .unwrap_or_else(|| "unmatched".into());
-        metrics.observe_request(&route, &method, status, elapsed);
+        metrics.observe_request(&route, method, status, elapsed);
     }
     let latency_ms = millis(elapsed);
     span.in_scope(|| tracing::info!(status, latency_ms, "request completed"));
@@ -67,6 +88,20 @@ pub async fn request_span<B: MessageBody + 'static>(
 fn millis(d: std::time::Duration) -> f64 {
     // exact below 2^53 µs (285 years), then divided once: the shortest form is short
     d.as_micros() as f64 / 1000.0
+}
+
+/// `HEAD` is answered wherever `GET` is (API.md): the request is routed as a `GET`, and
+/// the HTTP layer, which saw the `HEAD`, sends the same status and headers
+/// (`Content-Length` included) without the body. Every `GET` route, the route table's
+/// and the documentation's alike, so answers `HEAD` with nothing registered twice.
+pub async fn head_as_get(
+    mut req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    if req.method() == Method::HEAD {
+        req.head_mut().method = Method::GET;
+    }
+    next.call(req).await
 }
 
 /// A panic in a handler becomes a 500 problem (and an error log), not a dropped connection.

@@ -13,7 +13,11 @@ use stock::{NewProduct, Price, ProductName, StockLevel, StockService};
 
 /// Seeds the demo catalogue, balances and a coupon; returns a line per thing it added.
 pub async fn seed(settings: &Settings) -> anyhow::Result<Vec<String>> {
-    let pool = build_pool(&PoolSettings::new(settings.database.url.clone(), 2))?;
+    let pool = build_pool(
+        &PoolSettings::new(settings.database.url.clone(), 2).with_timeout(
+            std::time::Duration::from_millis(settings.database.timeout_ms),
+        ),
+    )?;
     let mut added = Vec::new();
     added.extend(seed_balances(&pool).await?);
     added.extend(seed_products(&pool).await?);

@@ -47,9 +47,8 @@ pub fn migrations_report(applied: &[String]) -> String {
     }
 }
 
-/// The request body cap (bytes), for middleware that reads bodies itself.
-#[derive(Debug, Clone, Copy)]
-pub struct BodyLimit(pub usize);
+/// The request body cap (bytes); defined with the JSON extractor that enforces it.
+pub use crate::extract::BodyLimit;
 
 /// How the process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,10 +74,10 @@ impl Application {
             .await
             .context("migrating the database")?;
         tracing::info!("{}", migrations_report(&applied));
-        let pool = build_pool(&PoolSettings::new(
-            settings.database.url.clone(),
-            settings.database.pool_size,
-        ))?;
+        let pool = build_pool(
+            &PoolSettings::new(settings.database.url.clone(), settings.database.pool_size)
+                .with_timeout(Duration::from_millis(settings.database.timeout_ms)),
+        )?;
         let gateway: Arc<dyn PaymentGateway> = match settings.payment_gateway.kind.as_str() {
             "http" => Arc::new(HttpGateway::new(&HttpGatewaySettings {
                 url: settings.payment_gateway.url.clone(),
@@ -155,6 +154,7 @@ impl Application {
                 .app_data(web::PathConfig::default().error_handler(path_error))
                 .app_data(web::QueryConfig::default().error_handler(query_error))
                 .wrap(from_fn(idempotency::idempotency))
+                .wrap(from_fn(middleware::head_as_get))
                 .wrap(from_fn(middleware::catch_panic))
                 .wrap(ErrorHandlers::new().default_handler(problemize))
                 .wrap(from_fn(middleware::request_span))

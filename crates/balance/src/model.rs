@@ -1,4 +1,4 @@
-use kernel::{ChargeId, Money, OrderId, RefundId, Timestamp, UserId};
+use kernel::{check_text, ChargeId, Money, OrderId, RefundId, TextError, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -36,15 +36,21 @@ impl TryFrom<i64> for ChargeAmount {
     }
 }
 
+/// Most characters in a payment method.
+pub const MAX_PAYMENT_METHOD_CHARS: usize = 64;
+
+/// Why a payment method was refused (the shared text rule, [`kernel::check_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a payment method is 1 to 64 printable characters")]
-pub struct PaymentMethodError;
+#[error("a payment method {0}")]
+pub struct PaymentMethodError(pub TextError);
 
 /// How the user pays the gateway (`card`, `bank_transfer`, ...); passed to it as is.
+/// 1..=64 characters, not blank, no control characters ([`kernel::check_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentMethod(String);
 
 impl PaymentMethod {
+    /// The method as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -53,14 +59,8 @@ impl PaymentMethod {
 impl TryFrom<String> for PaymentMethod {
     type Error = PaymentMethodError;
     fn try_from(value: String) -> Result<Self, PaymentMethodError> {
-        let ok = !value.is_empty()
-            && value.chars().count() <= 64
-            && value.chars().all(|c| !c.is_control());
-        if ok {
-            Ok(PaymentMethod(value))
-        } else {
-            Err(PaymentMethodError)
-        }
+        check_text(&value, MAX_PAYMENT_METHOD_CHARS).map_err(PaymentMethodError)?;
+        Ok(PaymentMethod(value))
     }
 }
 
@@ -244,5 +244,25 @@ impl BalanceChange {
     /// The balance after the change.
     pub fn after(&self) -> Money {
         self.entry.balance_after
+    }
+}
+
+#[cfg(test)]
+mod payment_method_tests {
+    use super::*;
+
+    /// Invariant: a payment method follows the shared text rule.
+    #[test]
+    fn payment_methods_refuse_control_characters_blank_and_overlong() {
+        assert!(PaymentMethod::try_from("card".to_string()).is_ok());
+        assert_eq!(
+            PaymentMethod::try_from("ca\0rd".to_string()),
+            Err(PaymentMethodError(TextError::ControlCharacter))
+        );
+        assert_eq!(
+            PaymentMethod::try_from(" ".to_string()),
+            Err(PaymentMethodError(TextError::Blank))
+        );
+        assert!(PaymentMethod::try_from("x".repeat(65)).is_err());
     }
 }

@@ -2,7 +2,9 @@
 //! range: the API builds them with `TryFrom`/`new` at the edge, the adapter rebuilds
 //! them from rows the schema already guards.
 
-use kernel::{CouponId, Money, NotificationId, OrderId, Quantity, Timestamp, UserId};
+use kernel::{
+    check_text, CouponId, Money, NotificationId, OrderId, Quantity, TextError, Timestamp, UserId,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -16,17 +18,18 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Most entries in `issue_to` of one admin creation.
 pub const MAX_ISSUE_TO: usize = 1000;
 
-/// A coupon name outside 1..=[`MAX_NAME_CHARS`] characters, or blank.
+/// Why a coupon name was refused (the shared text rule, [`kernel::check_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a coupon name is 1 to {MAX_NAME_CHARS} characters")]
-pub struct CouponNameError;
+#[error("a coupon name {0}")]
+pub struct CouponNameError(pub TextError);
 
-/// A coupon's display name: 1..=200 characters, not blank.
+/// A coupon's display name: 1..=200 characters, not blank, no control characters (the
+/// shared text rule of [`kernel::check_text`]; it is copied into notifications).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CouponName(String);
 
 impl CouponName {
-    /// The name.
+    /// The name as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -35,12 +38,8 @@ impl CouponName {
 impl TryFrom<String> for CouponName {
     type Error = CouponNameError;
     fn try_from(value: String) -> Result<Self, CouponNameError> {
-        let chars = value.chars().count();
-        if (1..=MAX_NAME_CHARS).contains(&chars) && !value.trim().is_empty() {
-            Ok(CouponName(value))
-        } else {
-            Err(CouponNameError)
-        }
+        check_text(&value, MAX_NAME_CHARS).map_err(CouponNameError)?;
+        Ok(CouponName(value))
     }
 }
 
@@ -497,4 +496,27 @@ pub struct Notification {
     pub created_at: Timestamp,
     /// Has the user marked it read?
     pub read: bool,
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    /// Invariant: a coupon name follows the shared text rule (a NUL once reached
+    /// PostgreSQL and answered 500; control characters reached notifications).
+    #[test]
+    fn coupon_names_refuse_nul_control_characters_blank_and_overlong() {
+        for (bad, why) in [
+            ("a\0b", TextError::ControlCharacter),
+            ("two\nlines", TextError::ControlCharacter),
+            ("   ", TextError::Blank),
+        ] {
+            assert_eq!(
+                CouponName::try_from(bad.to_string()),
+                Err(CouponNameError(why))
+            );
+        }
+        assert!(CouponName::try_from("x".repeat(201)).is_err());
+        assert!(CouponName::try_from("Welcome 10%".to_string()).is_ok());
+    }
 }

@@ -9,6 +9,7 @@ pub mod idempotency;
 mod ids;
 mod money;
 mod page;
+mod text;
 
 pub use actor::Actor;
 #[cfg(any(test, feature = "mocks"))]
@@ -17,6 +18,10 @@ pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
 pub use idempotency::{
     ClaimLost, Completion, IdempotencyClaim, IdempotencyRecord, RecordedResponse,
 };
-pub use ids::{ChargeId, CouponId, IdError, NotificationId, OrderId, ProductId, RefundId, UserId};
+pub use ids::{
+    parse_plain_id, ChargeId, CouponId, IdError, NotificationId, OrderId, ParseIdError, ProductId,
+    RefundId, UserId,
+};
 pub use money::{Money, MoneyError, Quantity, QuantityError};
 pub use page::{Page, PageRequest, PageRequestError};
+pub use text::{check_text, BoundedText, TextError};

@@ -491,8 +491,9 @@ pub struct RefundRequest {
 pub const MAX_REFUND_REASON: usize = 200;
 
 impl RefundRequest {
-    /// 1..=50 lines of distinct products, 1..=1000 units each; a reason of at most 200
-    /// characters without control characters. Names every offending field.
+    /// 1..=50 lines of distinct products, 1..=1000 units each; a reason that passes the
+    /// shared text rule ([`kernel::check_text`], at most 200 characters). Names every
+    /// offending field.
     pub fn new(
         items: Vec<RefundItem>,
         reason: Option<String>,
@@ -506,12 +507,10 @@ impl RefundRequest {
             .collect();
         let mut problems = check_lines(&lines).err().unwrap_or_default();
         if let Some(r) = &reason {
-            if r.chars().count() > MAX_REFUND_REASON || r.chars().any(char::is_control) {
+            if let Err(e) = kernel::check_text(r, MAX_REFUND_REASON) {
                 problems.push(InvalidField {
                     field: "reason".into(),
-                    message: format!(
-                        "at most {MAX_REFUND_REASON} characters, no control characters"
-                    ),
+                    message: e.to_string(),
                 });
             }
         }

@@ -1,6 +1,6 @@
 //! Validated values of the catalogue and the product as stored.
 
-use kernel::{Money, ProductId, Quantity, Timestamp};
+use kernel::{BoundedText, Money, ProductId, Quantity, TextError, Timestamp};
 
 /// Cheapest and dearest product, inclusive (won).
 pub const MIN_PRICE: i64 = 1;
@@ -12,46 +12,34 @@ pub const MAX_STOCK: i64 = 1_000_000_000;
 /// Longest product name, in characters (Unicode scalar values).
 pub const MAX_NAME_CHARS: usize = 200;
 
+/// Why a product name was refused (the shared text rule, [`kernel::check_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ProductNameError {
-    #[error("a product name must not be blank")]
-    Blank,
-    #[error("a product name is at most {MAX_NAME_CHARS} characters, got {0}")]
-    TooLong(usize),
-    #[error("a product name must not contain control characters")]
-    ControlCharacter,
-}
+#[error("a product name {0}")]
+pub struct ProductNameError(pub TextError);
 
 /// A product name: 1..=200 characters, not blank, no control characters
-/// (PostgreSQL cannot store NUL, and line breaks have no place in a name).
-/// Kept exactly as given (not trimmed).
+/// (the shared text rule of [`kernel::check_text`]). Kept exactly as given (not trimmed).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProductName(String);
+pub struct ProductName(BoundedText<MAX_NAME_CHARS>);
 
 impl ProductName {
+    /// The name as given.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 
+    /// The name, owned.
     pub fn into_inner(self) -> String {
-        self.0
+        self.0.into_inner()
     }
 }
 
 impl TryFrom<String> for ProductName {
     type Error = ProductNameError;
     fn try_from(value: String) -> Result<Self, ProductNameError> {
-        if value.chars().all(char::is_whitespace) {
-            return Err(ProductNameError::Blank);
-        }
-        let chars = value.chars().count();
-        if chars > MAX_NAME_CHARS {
-            return Err(ProductNameError::TooLong(chars));
-        }
-        if value.chars().any(char::is_control) {
-            return Err(ProductNameError::ControlCharacter);
-        }
-        Ok(ProductName(value))
+        BoundedText::try_from(value)
+            .map(ProductName)
+            .map_err(ProductNameError)
     }
 }
 
@@ -173,19 +161,19 @@ mod tests {
     fn names_must_be_present_short_and_printable() {
         assert_eq!(
             ProductName::try_from(String::new()),
-            Err(ProductNameError::Blank)
+            Err(ProductNameError(TextError::Blank))
         );
         assert_eq!(
             ProductName::try_from(" \t\u{3000}".to_string()),
-            Err(ProductNameError::Blank)
+            Err(ProductNameError(TextError::Blank))
         );
         assert_eq!(
             ProductName::try_from("가".repeat(201)),
-            Err(ProductNameError::TooLong(201))
+            Err(ProductNameError(TextError::TooLong { max: 200, got: 201 }))
         );
         assert_eq!(
             ProductName::try_from("a\u{0}b".to_string()),
-            Err(ProductNameError::ControlCharacter)
+            Err(ProductNameError(TextError::ControlCharacter))
         );
         // 200 multi-byte characters are 600 bytes but still 200 characters
         let max = "가".repeat(200);

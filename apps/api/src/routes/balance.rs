@@ -2,7 +2,7 @@
 
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse};
 use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
@@ -30,6 +30,7 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ChargeRequest {
     /// won, 1..=10,000,000
     #[schema(example = 10000, minimum = 1, maximum = 10000000)]
@@ -161,7 +162,7 @@ pub async fn get_balance(
 pub async fn charge(
     scope: UserScope,
     idempotency: Idempotency,
-    body: web::Json<ChargeRequest>,
+    body: Json<ChargeRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {

@@ -2,17 +2,15 @@
 
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::parse_id;
+use crate::extract::{Json, PathId};
 use crate::routes::products::product_not_found;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::dev::Payload;
 use actix_web::http::Method;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use kernel::ProductId;
 use order::cart::{Cart, CartItem, CartQuantity, SetCartItemError};
 use serde::{Deserialize, Serialize};
-use std::future::{ready, Ready};
 use utoipa::ToSchema;
 
 #[derive(utoipa::OpenApi)]
@@ -82,6 +80,7 @@ impl From<Cart> for CartView {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PutCartItemRequest {
     /// 1..=1000; replaces the quantity already in the cart (it is not added to it)
     #[schema(example = 2, minimum = 1, maximum = 1000)]
@@ -94,19 +93,6 @@ impl From<SetCartItemError> for ApiError {
             SetCartItemError::ProductNotFound(id) => product_not_found(&[id]),
             SetCartItemError::Unexpected(e) => ApiError::from(e),
         }
-    }
-}
-
-/// The `{product_id}` of a cart item path: 400 VALIDATION_ERROR unless a positive id.
-#[derive(Debug, Clone, Copy)]
-pub struct CartProductPath(pub ProductId);
-
-impl FromRequest for CartProductPath {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(parse_id(req.match_info().get("product_id"), "product_id").map(CartProductPath))
     }
 }
 
@@ -135,8 +121,8 @@ pub async fn get_cart(
     security(("bearer" = [])))]
 pub async fn put_item(
     scope: UserScope,
-    product: CartProductPath,
-    body: web::Json<PutCartItemRequest>,
+    product: PathId<ProductId>,
+    body: Json<PutCartItemRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<CartView>, ApiError> {
     let quantity = CartQuantity::try_from(body.quantity)
@@ -156,7 +142,7 @@ pub async fn put_item(
     security(("bearer" = [])))]
 pub async fn delete_item(
     scope: UserScope,
-    product: CartProductPath,
+    product: PathId<ProductId>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     state.carts.remove_item(scope.user, product.0).await?;

@@ -3,13 +3,13 @@
 
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse, PathId};
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{header, Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use coupon::{
     Coupon, CouponName, DeactivateCouponError, Discount, DiscountType, GetCouponError,
@@ -93,6 +93,7 @@ impl From<DiscountType> for DiscountTypeView {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateCouponRequest {
     /// 1..=200 characters
     #[schema(
@@ -149,6 +150,7 @@ fn issue_to_schema() -> utoipa::openapi::schema::Array {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct IssueRequest {
     /// the caller's own id (admins may name anyone)
     #[schema(example = 42, minimum = 1)]
@@ -422,7 +424,7 @@ impl CreateCouponRequest {
     security(("bearer" = [])))]
 pub async fn create_coupon(
     _admin: Admin,
-    body: web::Json<CreateCouponRequest>,
+    body: Json<CreateCouponRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
@@ -453,11 +455,10 @@ pub async fn create_coupon(
     security(("bearer" = [])))]
 pub async fn deactivate_coupon(
     _admin: Admin,
-    req: HttpRequest,
+    id: PathId<CouponId>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<CouponView>, ApiError> {
-    let id = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
-    Ok(web::Json(state.coupons.deactivate(id).await?.into()))
+    Ok(web::Json(state.coupons.deactivate(id.get()).await?.into()))
 }
 
 /// A coupon (any valid token).
@@ -469,10 +470,10 @@ pub async fn deactivate_coupon(
     security(("bearer" = [])))]
 pub async fn get_coupon(
     _caller: Caller,
-    req: HttpRequest,
+    id: PathId<CouponId>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<CouponView>, ApiError> {
-    let id = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
+    let id = id.get();
     Ok(web::Json(state.coupons.get(id).await?.into()))
 }
 
@@ -491,12 +492,12 @@ pub async fn get_coupon(
     security(("bearer" = [])))]
 pub async fn issue_coupon(
     caller: Caller,
-    req: HttpRequest,
-    body: web::Json<IssueRequest>,
+    coupon: PathId<CouponId>,
+    body: Json<IssueRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let coupon = parse_id::<CouponId>(req.match_info().get("coupon_id"), "coupon_id")?;
+    let coupon = coupon.get();
     let user = UserId::try_from(body.user_id).map_err(|_| {
         ApiError::validation(vec![FieldError::new(
             "user_id",
@@ -567,11 +568,12 @@ pub async fn notifications(
     security(("bearer" = [])))]
 pub async fn mark_notification_read(
     scope: UserScope,
-    req: HttpRequest,
+    id: PathId<NotificationId>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<NotificationView>, ApiError> {
-    let id =
-        parse_id::<NotificationId>(req.match_info().get("notification_id"), "notification_id")?;
-    let read = state.coupons.mark_notification_read(scope.user, id).await?;
+    let read = state
+        .coupons
+        .mark_notification_read(scope.user, id.get())
+        .await?;
     Ok(web::Json(read.into()))
 }

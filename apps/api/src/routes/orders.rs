@@ -4,14 +4,14 @@
 
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse, PathId};
 use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::products::{out_of_stock, product_not_found};
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
 use actix_web::http::{Method, StatusCode};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use kernel::{CouponId, OrderId, ProductId, Quantity, RecordedResponse, UserId};
 use order::plan::RefundRequest;
 use order::{
@@ -63,6 +63,7 @@ pub fn routes() -> Vec<RouteSpec> {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
     #[schema(minimum = 1)]
     pub user_id: i64,
@@ -81,6 +82,7 @@ pub struct PlaceOrderRequest {
 
 /// A partial refund: units of products of the order, and why.
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct RefundOrderRequest {
     /// 1..=50 lines with distinct products of the order
     #[schema(min_items = 1, max_items = 50)]
@@ -91,6 +93,7 @@ pub struct RefundOrderRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct OrderItemRequest {
     #[schema(minimum = 1)]
     pub product_id: i64,
@@ -409,10 +412,6 @@ fn refund_created(refund: &Refund) -> RecordedResponse {
     )
 }
 
-fn order_id(req: &HttpRequest) -> Result<OrderId, ApiError> {
-    parse_id::<OrderId>(req.match_info().get("order_id"), "order_id")
-}
-
 /// Places an order: reserves stock, uses the coupon, prices it, saves it PENDING (or
 /// PAID with `pay_now`), all or nothing.
 #[utoipa::path(post, path = "/api/v1/orders", tag = "orders",
@@ -431,7 +430,7 @@ fn order_id(req: &HttpRequest) -> Result<OrderId, ApiError> {
 pub async fn place_order(
     caller: Caller,
     idempotency: Idempotency,
-    body: web::Json<PlaceOrderRequest>,
+    body: Json<PlaceOrderRequest>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
@@ -456,10 +455,10 @@ pub async fn place_order(
     security(("bearer" = [])))]
 pub async fn get_order(
     caller: Caller,
-    req: HttpRequest,
+    id: PathId<OrderId>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = order_id(&req)?;
+    let id = id.get();
     let order = state.orders.get(id).await?.ok_or_else(order_not_found)?;
     caller.ensure_may_act_for(order.user_id)?;
     Ok(HttpResponse::Ok().json(order))
@@ -495,14 +494,17 @@ pub async fn list_user_orders(
 pub async fn pay_order(
     caller: Caller,
     idempotency: Idempotency,
-    req: HttpRequest,
+    id: PathId<OrderId>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = order_id(&req)?;
     let paid = state
         .orders
-        .pay(caller.actor(), id, idempotency.completion(order_changed))
+        .pay(
+            caller.actor(),
+            id.get(),
+            idempotency.completion(order_changed),
+        )
         .await?;
     metrics.count(Event::OrderPaid);
     Ok(idempotency.respond(order_changed(&paid)))
@@ -520,14 +522,17 @@ pub async fn pay_order(
 pub async fn cancel_order(
     caller: Caller,
     idempotency: Idempotency,
-    req: HttpRequest,
+    id: PathId<OrderId>,
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = order_id(&req)?;
     let cancelled = state
         .orders
-        .cancel(caller.actor(), id, idempotency.completion(order_changed))
+        .cancel(
+            caller.actor(),
+            id.get(),
+            idempotency.completion(order_changed),
+        )
         .await?;
     metrics.count(Event::OrderCancelled);
     Ok(idempotency.respond(order_changed(&cancelled)))
@@ -549,11 +554,11 @@ pub async fn cancel_order(
 pub async fn refund_order(
     caller: Caller,
     idempotency: Idempotency,
-    req: HttpRequest,
-    body: web::Json<RefundOrderRequest>,
+    id: PathId<OrderId>,
+    body: Json<RefundOrderRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = order_id(&req)?;
+    let id = id.get();
     let request = body.into_inner().into_request()?;
     let refund = state
         .orders

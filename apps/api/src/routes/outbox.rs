@@ -3,7 +3,7 @@
 
 use crate::auth::Admin;
 use crate::error::{ApiError, Problem, ProblemCode};
-use crate::extract::{ListQuery, ListResponse};
+use crate::extract::{ListQuery, ListResponse, PathId};
 use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -129,10 +129,6 @@ fn parse_status(raw: Option<&str>) -> Result<Option<OutboxStatus>, ApiError> {
     .transpose()
 }
 
-fn parse_event_id(raw: &str) -> Result<Uuid, ApiError> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::bad_request("event_id", "must be a UUID"))
-}
-
 /// Outbox events in the order they were written (oldest first), optionally of one status.
 #[utoipa::path(get, path = "/api/v1/admin/outbox", tag = "outbox",
     params(OutboxQuery),
@@ -172,11 +168,10 @@ pub async fn list(
     security(("bearer" = [])))]
 pub async fn retry(
     _admin: Admin,
-    path: web::Path<String>,
+    event_id: PathId<Uuid>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<OutboxEventView>, ApiError> {
-    let event_id = parse_event_id(&path.into_inner())?;
-    let entry = state.outbox.retry(event_id).await?;
+    let entry = state.outbox.retry(event_id.get()).await?;
     Ok(web::Json(entry.into()))
 }
 
@@ -197,6 +192,5 @@ mod tests {
                 "VALIDATION_ERROR"
             );
         }
-        assert!(parse_event_id("not-a-uuid").is_err());
     }
 }

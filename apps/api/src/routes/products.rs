@@ -3,16 +3,14 @@
 
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{parse_id, ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse, PathId};
 use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
-use actix_web::dev::Payload;
 use actix_web::http::{header, Method};
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use kernel::ProductId;
 use serde::{Deserialize, Serialize};
-use std::future::{ready, Ready};
 use stock::{
     AdjustRuleError, AdjustStockError, NewProduct, Price, Product, ProductError, ProductName,
     StockDelta, StockLevel,
@@ -66,6 +64,7 @@ impl From<Product> for ProductView {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct CreateProductRequest {
     /// 1..=200 characters, not blank, no control characters
     #[schema(
@@ -84,6 +83,7 @@ pub struct CreateProductRequest {
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct StockAdjustmentRequest {
     /// positive restocks, negative writes off; non-zero, at most 1,000,000,000 either
     /// way. The stock may not go below 0 (409 OUT_OF_STOCK) nor, restocking, past
@@ -148,19 +148,6 @@ fn adjust_error(id: ProductId, e: AdjustStockError) -> ApiError {
     }
 }
 
-/// The `{id}` of a `/products/{id}` path: 400 VALIDATION_ERROR unless a positive id.
-#[derive(Debug, Clone, Copy)]
-pub struct ProductIdPath(pub ProductId);
-
-impl FromRequest for ProductIdPath {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(parse_id(req.match_info().get("id"), "id").map(ProductIdPath))
-    }
-}
-
 /// Products in ascending id.
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
     params(ListQuery),
@@ -181,7 +168,7 @@ pub async fn list_products(
               (status = 400, body = Problem),
               (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem)))]
 pub async fn get_product(
-    id: ProductIdPath,
+    id: PathId<ProductId>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ProductView>, ApiError> {
     Ok(web::Json(state.stock.product(id.0).await?.into()))
@@ -200,7 +187,7 @@ pub async fn get_product(
     security(("bearer" = [])))]
 pub async fn create_product(
     _admin: Admin,
-    body: web::Json<CreateProductRequest>,
+    body: Json<CreateProductRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
@@ -240,8 +227,8 @@ pub async fn create_product(
     security(("bearer" = [])))]
 pub async fn adjust_stock(
     _admin: Admin,
-    id: ProductIdPath,
-    body: web::Json<StockAdjustmentRequest>,
+    id: PathId<ProductId>,
+    body: Json<StockAdjustmentRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ProductView>, ApiError> {
     let delta = StockDelta::try_from(body.delta)

@@ -827,3 +827,49 @@ fn documented_request_bounds_are_the_domain_rules() {
     assert_eq!(issue_to["maxItems"], coupon::MAX_ISSUE_TO);
     assert_eq!(issue_to["items"]["minimum"], 1);
 }
+
+/// Every request body refuses fields the contract does not name (API.md: a typo such
+/// as `coupon` for `coupon_id` is a 422, never ignored): each body schema, and each
+/// object schema it refers to, says `additionalProperties: false`, which
+/// `#[serde(deny_unknown_fields)]` on the request struct gives.
+#[test]
+fn every_request_body_refuses_unknown_fields() {
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let mut checked = BTreeSet::new();
+    let mut pending: Vec<String> = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            if let Some(r) = op
+                .pointer("/requestBody/content/application~1json/schema/$ref")
+                .and_then(Value::as_str)
+            {
+                pending.push(r.rsplit('/').next().unwrap().to_string());
+            } else {
+                assert!(
+                    op.get("requestBody").is_none(),
+                    "{method} {path}: a request body that is not a named schema"
+                );
+            }
+        }
+    }
+    while let Some(name) = pending.pop() {
+        if !checked.insert(name.clone()) {
+            continue;
+        }
+        let schema = &schemas[&name];
+        if schema["type"] != "object" {
+            continue;
+        }
+        assert_eq!(
+            schema["additionalProperties"],
+            Value::Bool(false),
+            "{name} accepts unknown fields: add #[serde(deny_unknown_fields)]"
+        );
+        let text = schema.to_string();
+        for piece in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
+            pending.push(piece.split('"').next().unwrap().to_string());
+        }
+    }
+    assert!(checked.contains("PlaceOrderRequest") && checked.contains("OrderItemRequest"));
+}

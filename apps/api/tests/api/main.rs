@@ -9,6 +9,7 @@ mod coupons;
 mod crash;
 mod crash_keys;
 mod guide;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod orders;

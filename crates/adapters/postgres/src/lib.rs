@@ -28,4 +28,4 @@ pub use idempotency::{BeginOutcome, PgIdempotencyStore, StoredResponse};
 pub use migrate::run_migrations;
 pub use order::PgOrderStore;
 pub use outbox::{OutboxListener, PgOutboxStore, Wake};
-pub use pool::{build_pool, PgPool, PoolSettings};
+pub use pool::{build_pool, DatabaseUnavailable, PgPool, PoolSettings};

@@ -7,4 +7,5 @@ mod coupon;
 mod idempotency;
 mod order;
 mod outbox;
+mod pool;
 mod stock;
