@@ -5,7 +5,6 @@ pub mod cart;
 pub mod events;
 pub mod model;
 pub mod ports;
-pub mod relay;
 pub mod rules;
 pub mod service;
 
