@@ -7,6 +7,7 @@ mod contract;
 mod conventions;
 mod coupons;
 mod crash;
+mod delivery;
 mod helpers;
 mod idempotency;
 mod orders;

@@ -103,17 +103,20 @@ impl PgOutboxStore {
             }),
         )
         .await;
-        settle(conn, done, "writing an event to the outbox")
+        self.settle(conn, done, "writing an event to the outbox")
     }
 
     /// A connection from the pool, within the timeout.
     async fn conn(&self) -> anyhow::Result<PgConn> {
         match tokio::time::timeout(self.timeout, self.pool.get()).await {
             Ok(conn) => conn.context("getting a database connection from the pool"),
-            Err(_) => Err(anyhow!(
-                "no database connection within {} ms",
-                self.timeout.as_millis()
-            )),
+            Err(_) => {
+                self.drop_idle();
+                Err(anyhow!(
+                    "no database connection within {} ms",
+                    self.timeout.as_millis()
+                ))
+            }
         }
     }
 }
@@ -126,20 +129,34 @@ async fn bounded<T>(
     tokio::time::timeout(timeout, statement).await.ok()
 }
 
-/// Turns a bounded outcome into the method's result. A connection whose statement timed
-/// out is taken out of the pool and closed: it may be stuck on a dead link, and a stuck
-/// connection handed to the next caller would hang it too.
-fn settle<T>(
-    conn: PgConn,
-    outcome: Option<diesel::QueryResult<T>>,
-    what: &'static str,
-) -> anyhow::Result<T> {
-    match outcome {
-        Some(result) => result.context(what),
-        None => {
-            drop(PgConn::take(conn));
-            Err(anyhow!("{what}: the database did not answer in time"))
+impl PgOutboxStore {
+    /// Turns a bounded outcome into the method's result. A connection whose statement
+    /// timed out is taken out of the pool and closed: it may be stuck on a dead link, and
+    /// a stuck connection handed to the next caller would hang it too. The pool's idle
+    /// connections are dropped as well: they went over the same link, and each would
+    /// cost the next caller another timeout; new ones are opened on demand.
+    fn settle<T>(
+        &self,
+        conn: PgConn,
+        outcome: Option<diesel::QueryResult<T>>,
+        what: &'static str,
+    ) -> anyhow::Result<T> {
+        match outcome {
+            Some(result) => result.context(what),
+            None => {
+                drop(PgConn::take(conn));
+                self.drop_idle();
+                Err(anyhow!("{what}: the database did not answer in time"))
+            }
         }
+    }
+
+    fn drop_idle(&self) {
+        let dropped = self.pool.retain(|_, _| false);
+        tracing::warn!(
+            idle_connections_dropped = dropped.removed.len(),
+            "the database did not answer in time; dropping idle connections"
+        );
     }
 }
 
@@ -426,7 +443,7 @@ impl PgOutboxStore {
             .bind::<Nullable<Text>, _>(attempt.error.as_deref().map(truncate))
             .bind::<Timestamptz, _>(claim.lease_until);
         let n = bounded(self.timeout, query.execute(&mut conn)).await;
-        Ok(settle(conn, n, what)? == 1)
+        Ok(self.settle(conn, n, what)? == 1)
     }
 }
 
@@ -444,7 +461,7 @@ impl OutboxStore for PgOutboxStore {
             .bind::<Timestamptz, _>(lease_until)
             .bind::<BigInt, _>(i64::from(limit));
         let rows = bounded(self.timeout, query.load::<ClaimRow>(&mut conn)).await;
-        let mut rows = settle(conn, rows, "claiming due outbox events")?;
+        let mut rows = self.settle(conn, rows, "claiming due outbox events")?;
         rows.sort_by_key(|r| r.id);
         rows.into_iter().map(ClaimRow::claim).collect()
     }
@@ -465,7 +482,7 @@ impl OutboxStore for PgOutboxStore {
             .bind::<Nullable<Integer>, _>(attempt.status_code.map(i32::from))
             .bind::<Nullable<Text>, _>(attempt.error.as_deref().map(truncate));
         let n = bounded(self.timeout, query.execute(&mut conn)).await;
-        Ok(settle(conn, n, "recording a delivery")? == 1)
+        Ok(self.settle(conn, n, "recording a delivery")? == 1)
     }
 
     async fn mark_failed(
@@ -510,7 +527,8 @@ impl OutboxStore for PgOutboxStore {
             .bind::<BigInt, _>(page.after().unwrap_or(0))
             .bind::<BigInt, _>(page.fetch_limit());
         let rows = bounded(self.timeout, query.load::<EntryRow>(&mut conn)).await;
-        let entries = settle(conn, rows, "listing the outbox")?
+        let entries = self
+            .settle(conn, rows, "listing the outbox")?
             .into_iter()
             .map(EntryRow::entry)
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -524,7 +542,7 @@ impl OutboxStore for PgOutboxStore {
             query.get_result::<DetailRow>(&mut conn).await.optional()
         })
         .await;
-        settle(conn, row, "reading an outbox event")?
+        self.settle(conn, row, "reading an outbox event")?
             .map(|r| {
                 Ok(EventDetail {
                     entry: r.entry.entry()?,
@@ -551,7 +569,11 @@ impl OutboxStore for PgOutboxStore {
         .await;
         let Some(id) = (match id {
             Some(Ok(id)) => id,
-            other => return settle(conn, other, "reading an outbox event").map(|_| None),
+            other => {
+                return self
+                    .settle(conn, other, "reading an outbox event")
+                    .map(|_| None)
+            }
         }) else {
             return Ok(None);
         };
@@ -560,7 +582,8 @@ impl OutboxStore for PgOutboxStore {
             .bind::<BigInt, _>(page.after().unwrap_or(0))
             .bind::<BigInt, _>(page.fetch_limit());
         let rows = bounded(self.timeout, query.load::<AttemptRow>(&mut conn)).await;
-        let attempts = settle(conn, rows, "reading an event's attempts")?
+        let attempts = self
+            .settle(conn, rows, "reading an event's attempts")?
             .into_iter()
             .map(AttemptRow::attempt)
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -580,7 +603,7 @@ impl OutboxStore for PgOutboxStore {
             query.get_result::<EntryRow>(&mut conn).await.optional()
         })
         .await;
-        let revived = settle(conn, revived, "retrying a dead event")?;
+        let revived = self.settle(conn, revived, "retrying a dead event")?;
         if let Some(row) = revived {
             return Ok(row.entry()?);
         }
@@ -605,7 +628,7 @@ impl OutboxStore for PgOutboxStore {
             .bind::<Nullable<Timestamptz>, _>(filter.created_from())
             .bind::<Nullable<Timestamptz>, _>(filter.created_to());
         let n = bounded(self.timeout, query.execute(&mut conn)).await;
-        Ok(settle(conn, n, "retrying dead events")? as u64)
+        Ok(self.settle(conn, n, "retrying dead events")? as u64)
     }
 
     async fn purge_delivered(&self, before: Timestamp, limit: u32) -> anyhow::Result<u64> {
@@ -614,7 +637,7 @@ impl OutboxStore for PgOutboxStore {
             .bind::<Timestamptz, _>(before)
             .bind::<BigInt, _>(i64::from(limit));
         let n = bounded(self.timeout, query.execute(&mut conn)).await;
-        Ok(settle(conn, n, "deleting delivered events")? as u64)
+        Ok(self.settle(conn, n, "deleting delivered events")? as u64)
     }
 
     async fn backlog(&self) -> anyhow::Result<Backlog> {
@@ -624,7 +647,7 @@ impl OutboxStore for PgOutboxStore {
             diesel::sql_query(BACKLOG_SQL).get_result::<BacklogRow>(&mut conn),
         )
         .await;
-        let row = settle(conn, row, "counting the outbox backlog")?;
+        let row = self.settle(conn, row, "counting the outbox backlog")?;
         Ok(Backlog {
             pending: row.pending,
             dead: row.dead,

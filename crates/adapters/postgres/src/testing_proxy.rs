@@ -1,7 +1,9 @@
 //! A TCP proxy for tests that put a database (or any server) behind a link that can
 //! stall or break: `stall()` stops forwarding bytes in both directions while keeping the
-//! connections open (a hung server or a dropped route), `resume()` forwards again, and
-//! `break_connections()` closes every connection open now (a restart or a reset).
+//! connections open (a hung server or a dropped route), `resume()` forwards again,
+//! `break_connections()` closes every connection open now (a restart or a reset), and
+//! `black_hole_connections()` silently stops the connections open now for good while new
+//! ones work (a failover or a NAT that forgot them: no reset ever arrives).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,6 +20,8 @@ pub struct TcpProxy {
     /// Bumped by `break_connections`: connections opened before it close.
     generation: watch::Sender<u64>,
     accepted: Arc<AtomicU64>,
+    /// Bumped by `black_hole_connections`: connections opened before it never forward again.
+    epoch: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -29,14 +33,18 @@ impl TcpProxy {
         let stalled = Arc::new(AtomicBool::new(false));
         let (generation, _) = watch::channel(0u64);
         let accepted = Arc::new(AtomicU64::new(0));
+        let epoch = Arc::new(AtomicU64::new(0));
         let task = {
             let stalled = stalled.clone();
             let generation = generation.clone();
             let accepted = accepted.clone();
+            let epoch = epoch.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     accepted.fetch_add(1, Ordering::SeqCst);
                     let stalled = stalled.clone();
+                    let epoch = epoch.clone();
+                    let born_epoch = epoch.load(Ordering::SeqCst);
                     let mut gen_rx = generation.subscribe();
                     let born = *gen_rx.borrow_and_update();
                     tokio::spawn(async move {
@@ -46,10 +54,11 @@ impl TcpProxy {
                         let (cr, cw) = client.into_split();
                         let (sr, sw) = server.into_split();
                         let pump = async {
-                            tokio::join!(
-                                pump(cr, sw, stalled.clone()),
-                                pump(sr, cw, stalled.clone())
-                            )
+                            let held = || {
+                                stalled.load(Ordering::SeqCst)
+                                    || epoch.load(Ordering::SeqCst) != born_epoch
+                            };
+                            tokio::join!(pump(cr, sw, held), pump(sr, cw, held))
                         };
                         tokio::select! {
                             _ = pump => {}
@@ -70,6 +79,7 @@ impl TcpProxy {
             stalled,
             generation,
             accepted,
+            epoch,
             task,
         })
     }
@@ -92,6 +102,12 @@ impl TcpProxy {
     /// Closes every connection open now; new ones are accepted as before.
     pub fn break_connections(&self) {
         self.generation.send_modify(|g| *g += 1);
+    }
+
+    /// Stops forwarding on every connection open now, for good, without closing it:
+    /// their peers wait forever. Connections opened afterwards work as usual.
+    pub fn black_hole_connections(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// How many connections the proxy has accepted so far.
@@ -122,11 +138,11 @@ impl Drop for TcpProxy {
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalled: Arc<AtomicBool>,
+    held: impl Fn() -> bool,
 ) {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        while stalled.load(Ordering::SeqCst) {
+        while held() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let n = match from.read(&mut buf).await {
@@ -134,7 +150,7 @@ async fn pump(
             Ok(n) => n,
         };
         // bytes read just before a stall wait for the resume too
-        while stalled.load(Ordering::SeqCst) {
+        while held() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {
@@ -202,6 +218,22 @@ mod tests {
             .expect("a broken connection ends");
         assert!(matches!(closed, Ok(0) | Err(_)));
         assert_eq!(proxy.accepted(), 1);
+
+        // a black hole: the old connection hears nothing, ever; a new one works
+        let mut old = TcpStream::connect(proxy.addr()).await.unwrap();
+        old.write_all(b"ping").await.unwrap();
+        old.read_exact(&mut b).await.unwrap();
+        proxy.black_hole_connections();
+        old.write_all(b"lost").await.unwrap();
+        let silent = tokio::time::timeout(Duration::from_millis(300), old.read_exact(&mut b)).await;
+        assert!(silent.is_err(), "nothing passes a black hole");
+        let mut new = TcpStream::connect(proxy.addr()).await.unwrap();
+        new.write_all(b"pong").await.unwrap();
+        tokio::time::timeout(Duration::from_secs(2), new.read_exact(&mut b))
+            .await
+            .expect("a new connection works")
+            .unwrap();
+        assert_eq!(&b, b"pong");
     }
 
     #[test]
