@@ -5,7 +5,7 @@
 //! before the acknowledgement is recorded leaves the event to be sent again once its
 //! claim's lease ends. The destination drops duplicates by the event id.
 
-use crate::model::{AfterFailure, AttemptOutcome, Backlog, ClaimedEvent};
+use crate::model::{AfterFailure, AttemptOutcome, ClaimedEvent};
 use crate::policy::RetryPolicy;
 use crate::ports::{Destination, OutboxStore};
 use kernel::Clock;
@@ -229,11 +229,6 @@ impl OutboxRelay {
                 }
             }
         }
-    }
-
-    /// What waits in the outbox.
-    pub async fn backlog(&self) -> anyhow::Result<Backlog> {
-        self.store.backlog().await
     }
 }
 
