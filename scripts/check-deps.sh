@@ -2,7 +2,7 @@
 # Domain crates stay pure: no database, web or HTTP-client crate in their normal dependencies.
 set -euo pipefail
 status=0
-for crate in kernel balance stock coupon order payment; do
+for crate in kernel balance stock coupon outbox order payment; do
   [ -f "crates/$crate/Cargo.toml" ] || continue
   grep -q "\"crates/$crate\"" Cargo.toml || continue
   bad=$(cargo tree -p "$crate" -e normal --prefix none 2>/dev/null \

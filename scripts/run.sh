@@ -35,14 +35,39 @@ cat <<MSG
          -d '{"amount": 50000, "payment_method": "card"}' http://127.0.0.1:$port/api/v1/users/1/balance/charges
 
 MSG
-# A stand-in data platform on :9090 that prints every event the outbox relay sends,
-# unless a platform is configured. It stops when the server does.
+# A stand-in data platform (default :9090, SINK_PORT to change) that verifies each
+# delivery's Standard Webhooks signature and prints the event, unless a platform is
+# configured. Both sides get one signing secret (COMMERCE__DATA_PLATFORM__SIGNING_SECRETS
+# if set, else a fresh one). The sink stops when the server does.
 if [ -z "${COMMERCE__DATA_PLATFORM__URL:-}" ]; then
-  $bin sink --port 9090 &
+  sink_port=${SINK_PORT:-9090}
+  if (exec 3<>"/dev/tcp/127.0.0.1/$sink_port") 2>/dev/null; then
+    echo "make run: port $sink_port is taken, so the sink (the stand-in data platform) cannot start there;" >&2
+    echo "          stop what listens on it, or choose another: SINK_PORT=9191 make run" >&2
+    exit 1
+  fi
+  secrets=${COMMERCE__DATA_PLATFORM__SIGNING_SECRETS:-whsec_$(head -c 24 /dev/urandom | base64)}
+  export COMMERCE__DATA_PLATFORM__SIGNING_SECRETS="$secrets"
+  sink_args=()
+  IFS=',' read -ra secret_list <<< "$secrets"
+  for s in "${secret_list[@]}"; do sink_args+=(--secret "$(echo "$s" | tr -d ' ')"); done
+  $bin sink --port "$sink_port" "${sink_args[@]}" &
   sink_pid=$!
   trap 'kill "$sink_pid" 2>/dev/null || true' EXIT
-  export COMMERCE__DATA_PLATFORM__URL=http://127.0.0.1:9090
-  echo "  data platform: the sink at $COMMERCE__DATA_PLATFORM__URL prints each delivered event"
+  sleep 0.3
+  if ! kill -0 "$sink_pid" 2>/dev/null; then
+    echo "make run: the sink did not start on port $sink_port (see above)" >&2
+    exit 1
+  fi
+  export COMMERCE__DATA_PLATFORM__URL=http://127.0.0.1:$sink_port
+  cat <<MSG
+  Data platform: deliveries go to the sink at $COMMERCE__DATA_PLATFORM__URL/events, signed
+  with the secret below; the sink checks each signature and prints every event it
+  accepts in this terminal (lines starting "sink:"). Pay an order to see one:
+    COMMERCE__DATA_PLATFORM__SIGNING_SECRETS=$secrets
+  Deliveries and their attempts: curl -s -H "Authorization: Bearer \$ADMIN" http://127.0.0.1:$port/api/v1/admin/outbox
+
+MSG
 fi
 # The server runs as a child (not exec) so the sink can be stopped after it; Ctrl-C or
 # SIGTERM is passed on to it and it shuts down gracefully.

@@ -4,8 +4,11 @@
 
 use anyhow::{bail, Context};
 use config::{Config, Environment, File, FileFormat};
+use data_platform::signing::SigningSecret;
+use outbox::RetryPolicy;
 use serde::Deserialize;
 use std::fmt;
+use std::time::Duration;
 
 const DEFAULTS: &str = include_str!("../../../config/default.toml");
 /// The development secret of `config/default.toml`; refused in production.
@@ -55,13 +58,35 @@ pub struct AuthSettings {
     pub token_ttl_seconds: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct DataPlatformSettings {
     pub url: String,
     pub max_attempts: u32,
     pub timeout_ms: u64,
     pub backoff_base_ms: u64,
     pub backoff_max_ms: u64,
+    /// Comma-separated `whsec_...` secrets; every delivery is signed with each.
+    #[serde(default)]
+    pub signing_secrets: String,
+    /// Days a DELIVERED event and its attempts are kept.
+    pub retention_days: u32,
+}
+
+impl DataPlatformSettings {
+    /// The signing secrets, checked (`validate` has refused bad ones already).
+    pub fn secrets(&self) -> anyhow::Result<Vec<SigningSecret>> {
+        SigningSecret::parse_list(&self.signing_secrets)
+            .map_err(|e| anyhow::anyhow!("COMMERCE__DATA_PLATFORM__SIGNING_SECRETS: {e}"))
+    }
+
+    /// When to retry a failed delivery and when to park the event.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::from_millis(self.backoff_base_ms),
+            max: Duration::from_millis(self.backoff_max_ms),
+            max_attempts: self.max_attempts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -95,6 +120,25 @@ impl fmt::Debug for DatabaseSettings {
             .field("url", &redacted)
             .field("pool_size", &self.pool_size)
             .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
+impl fmt::Debug for DataPlatformSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secrets = self
+            .signing_secrets
+            .split(',')
+            .filter(|s| !s.trim().is_empty())
+            .count();
+        f.debug_struct("DataPlatformSettings")
+            .field("url", &self.url)
+            .field("max_attempts", &self.max_attempts)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("backoff_base_ms", &self.backoff_base_ms)
+            .field("backoff_max_ms", &self.backoff_max_ms)
+            .field("signing_secrets", &format!("{secrets} secret(s), ***"))
+            .field("retention_days", &self.retention_days)
             .finish()
     }
 }
@@ -173,6 +217,13 @@ impl Settings {
         if self.database.timeout_ms == 0 {
             bail!("COMMERCE__DATABASE__TIMEOUT_MS must be at least 1");
         }
+        let secrets = self.data_platform.secrets()?;
+        if self.is_production() && !self.data_platform.url.trim().is_empty() && secrets.is_empty() {
+            bail!("refusing to start in production with a data platform URL but no signing secret: set COMMERCE__DATA_PLATFORM__SIGNING_SECRETS (whsec_ + base64 of at least 24 random bytes)");
+        }
+        if self.data_platform.retention_days == 0 {
+            bail!("COMMERCE__DATA_PLATFORM__RETENTION_DAYS must be at least 1");
+        }
         Ok(())
     }
 }
@@ -195,15 +246,10 @@ mod tests {
         assert_eq!(s.database.pool_size, 16);
         assert_eq!(s.database.timeout_ms, 5000);
         assert_eq!(s.data_platform.url, "");
-        assert_eq!(s.data_platform.max_attempts, 20);
         assert_eq!(s.data_platform.timeout_ms, 5000);
-        assert_eq!(
-            (
-                s.data_platform.backoff_base_ms,
-                s.data_platform.backoff_max_ms
-            ),
-            (1000, 300000)
-        );
+        assert_eq!(s.data_platform.backoff_base_ms, 1000);
+        assert_eq!(s.data_platform.retention_days, 14);
+        assert_eq!(s.data_platform.signing_secrets, "");
         assert_eq!(
             (s.orders.pending_ttl_seconds, s.orders.expiry_sweep_seconds),
             (900, 10)
@@ -245,6 +291,73 @@ mod tests {
             ("COMMERCE__AUTH__JWT_SECRET", "a-real-secret-of-some-length"),
         ]));
         assert!(ok.is_ok());
+    }
+
+    // Invariant (API.md): with the default settings an event is retried for at least 72
+    // hours before it is parked as DEAD, whatever the jitter draws.
+    #[test]
+    fn the_default_retries_span_at_least_72_hours() {
+        let p = Settings::load_from(&[])
+            .unwrap()
+            .data_platform
+            .retry_policy();
+        let span = p.shortest_span();
+        assert!(span >= Duration::from_secs(72 * 3600), "{span:?}");
+        // and not absurdly longer: an event still goes DEAD within a week
+        assert!(
+            p.longest_span() <= Duration::from_secs(7 * 24 * 3600),
+            "{:?}",
+            p.longest_span()
+        );
+        // the numbers docs/operations.md states
+        assert_eq!((p.max_attempts, p.max), (156, Duration::from_secs(3600)));
+        assert_eq!(span.as_secs() / 60, 4324); // 72 h 4 min
+    }
+
+    const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+    #[test]
+    fn signing_secrets_are_a_comma_separated_list_of_checked_secrets() {
+        let s = Settings::load_from(&vars(&[(
+            "COMMERCE__DATA_PLATFORM__SIGNING_SECRETS",
+            &format!("{SECRET}, whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        )]))
+        .unwrap();
+        assert_eq!(s.data_platform.secrets().unwrap().len(), 2);
+        assert!(
+            !format!("{s:?}").contains("C2FVsBQ"),
+            "secrets are not printed"
+        );
+        for bad in [
+            "C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            "whsec_short",
+            "whsec_!!!",
+        ] {
+            let err =
+                Settings::load_from(&vars(&[("COMMERCE__DATA_PLATFORM__SIGNING_SECRETS", bad)]))
+                    .unwrap_err();
+            assert!(
+                err.to_string()
+                    .contains("COMMERCE__DATA_PLATFORM__SIGNING_SECRETS"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn production_refuses_a_platform_url_without_a_signing_secret() {
+        let prod = [
+            ("COMMERCE_ENV", "production"),
+            ("COMMERCE__AUTH__JWT_SECRET", "a-real-secret-of-some-length"),
+            ("COMMERCE__DATA_PLATFORM__URL", "https://platform.example"),
+        ];
+        let err = Settings::load_from(&vars(&prod)).unwrap_err();
+        assert!(err.to_string().contains("no signing secret"), "{err}");
+        let mut signed = prod.to_vec();
+        signed.push(("COMMERCE__DATA_PLATFORM__SIGNING_SECRETS", SECRET));
+        assert!(Settings::load_from(&vars(&signed)).is_ok());
+        // outside production an unsigned platform is allowed (local runs, tests)
+        assert!(Settings::load_from(&vars(&prod[2..])).is_ok());
     }
 
     #[test]

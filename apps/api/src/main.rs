@@ -6,6 +6,7 @@ use commerce_api::auth::{Caller, JwtKeys};
 use commerce_api::config::Settings;
 use commerce_api::startup::{Application, RunMode};
 use commerce_api::telemetry;
+use data_platform::signing::SigningSecret;
 use kernel::UserId;
 use std::time::Duration;
 
@@ -24,11 +25,16 @@ enum Command {
     Migrate,
     /// Add the demo data `make run` shows (idempotent).
     Seed,
-    /// Run a stand-in data platform for local use: prints each event it receives.
+    /// Run a stand-in data platform for local use: prints each event it receives; with
+    /// --secret it checks Standard Webhooks signatures and answers 401 to a bad one.
     Sink {
         /// the port to listen on (127.0.0.1)
-        #[arg(long, default_value_t = 9090)]
+        #[arg(long, env = "SINK_PORT", default_value_t = 9090)]
         port: u16,
+        /// a whsec_... secret a delivery must be signed with (repeat for several: any
+        /// one verifies)
+        #[arg(long = "secret", value_name = "WHSEC")]
+        secrets: Vec<String>,
     },
     /// Print a JWT signed with the configured secret, valid for 24 h.
     Token {
@@ -65,7 +71,14 @@ async fn main() -> anyhow::Result<()> {
                 println!("seeded: {line}");
             }
         }
-        Command::Sink { port } => commerce_api::sink::run(port).await?,
+        Command::Sink { port, secrets } => {
+            let secrets = secrets
+                .iter()
+                .map(|s| SigningSecret::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .context("--secret")?;
+            commerce_api::sink::run(port, commerce_api::sink::SinkSettings { secrets }).await?
+        }
         Command::Token { user, admin } => {
             let keys = JwtKeys::new(&settings.auth.jwt_secret, Duration::from_secs(24 * 3600));
             let caller = if admin {

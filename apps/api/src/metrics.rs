@@ -4,9 +4,6 @@
 
 use crate::state::AppState;
 use actix_web::{web, HttpResponse};
-use diesel::sql_types::{BigInt, Text};
-use diesel::QueryableByName;
-use diesel_async::RunQueryDsl;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -127,14 +124,6 @@ impl Metrics {
     }
 }
 
-#[derive(QueryableByName)]
-struct StatusCount {
-    #[diesel(sql_type = Text)]
-    status: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// Reads what is cheap to read at scrape time: pool use and the outbox by status.
 async fn refresh(metrics: &Metrics, state: &AppState) {
     let status = state.pool.status();
@@ -155,19 +144,14 @@ async fn refresh(metrics: &Metrics, state: &AppState) {
         .pool
         .with_label_values(&["waiting"])
         .set(status.waiting as i64);
-    let counts = async {
-        let mut conn = state.pool.get().await?;
-        let rows: Vec<StatusCount> =
-            diesel::sql_query("SELECT status, count(*) AS n FROM outbox_events GROUP BY status")
-                .load(&mut conn)
-                .await?;
-        anyhow::Ok(rows)
-    };
-    match tokio::time::timeout(Duration::from_secs(1), counts).await {
-        Ok(Ok(rows)) => {
-            for s in ["PENDING", "DELIVERED", "DEAD"] {
-                let n = rows.iter().find(|r| r.status == s).map_or(0, |r| r.n);
-                metrics.outbox.with_label_values(&[s]).set(n);
+    match tokio::time::timeout(Duration::from_secs(1), state.outbox.backlog()).await {
+        Ok(Ok(backlog)) => {
+            for (status, n) in [
+                ("PENDING", backlog.pending),
+                ("DELIVERED", backlog.delivered),
+                ("DEAD", backlog.dead),
+            ] {
+                metrics.outbox.with_label_values(&[status]).set(n);
             }
         }
         Ok(Err(e)) => tracing::warn!(

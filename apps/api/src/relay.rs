@@ -1,6 +1,9 @@
 //! The outbox relay job of `serve`: delivers batches of due events while there are some,
 //! then sleeps until an event is committed (LISTEN/NOTIFY) or a retry may be due (poll).
 //! It stops only between batches, so every claimed event has its outcome recorded.
+//! A database that stalls or drops connections costs it a timeout per step (the store
+//! and the listener bound every statement and reconnect by themselves), never a hang:
+//! it resumes on its own once the database answers.
 //! Each attempt's outcome is counted in `commerce_events_total{kind="outbox_delivered"}`
 //! (acknowledged and recorded) or `{kind="outbox_delivery_failed"}` (any failed attempt).
 
@@ -10,8 +13,7 @@ use crate::metrics::{Event, Metrics};
 use actix_web::web;
 use data_platform::{HttpDataPlatform, HttpDataPlatformSettings};
 use kernel::SystemClock;
-use order::events::{AfterFailure, OutboxStore};
-use order::relay::{BatchReport, OutboxRelay, RelaySettings, RetryPolicy, StdRandomness};
+use outbox::{AfterFailure, BatchReport, OutboxRelay, OutboxStore, RelaySettings, StdRandomness};
 use postgres_adapter::{OutboxListener, PgOutboxStore, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +23,10 @@ use tokio::task::JoinHandle;
 const BATCH_SIZE: u16 = 16;
 /// The pause after the database failed.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// The longest the relay waits on the database for one step (a connection and its
+/// statement); past it the step fails, the connection is closed, and the relay tries
+/// again after [`ERROR_PAUSE`].
+pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the relay job of `serve`, unless no platform URL is configured (then events
 /// wait in the outbox, and a log line says so).
@@ -30,7 +36,7 @@ pub fn start(
     metrics: web::Data<Metrics>,
     shutdown: Shutdown,
 ) -> Option<JoinHandle<()>> {
-    let store = Arc::new(PgOutboxStore::new(pool));
+    let store = Arc::new(PgOutboxStore::new(pool).with_timeout(DB_TIMEOUT));
     match build(&settings.data_platform, store) {
         Ok(Some(relay)) => Some(spawn(
             relay,
@@ -67,18 +73,20 @@ pub fn build(
     let platform = HttpDataPlatform::new(&HttpDataPlatformSettings {
         url: settings.url.clone(),
         timeout,
+        secrets: settings.secrets()?,
     })?;
+    if settings.signing_secrets.trim().is_empty() {
+        tracing::warn!(
+            "COMMERCE__DATA_PLATFORM__SIGNING_SECRETS is empty: deliveries are not signed"
+        );
+    }
     Ok(Some(OutboxRelay::new(
         store,
         Arc::new(platform),
         Arc::new(SystemClock),
         Arc::new(StdRandomness),
         RelaySettings {
-            policy: RetryPolicy {
-                base: Duration::from_millis(settings.backoff_base_ms),
-                max: Duration::from_millis(settings.backoff_max_ms),
-                max_attempts: settings.max_attempts,
-            },
+            policy: settings.retry_policy(),
             batch_size: BATCH_SIZE,
             lease: RelaySettings::lease_for(timeout),
         },
@@ -174,7 +182,7 @@ fn log(report: &BatchReport) {
         if !f.recorded {
             tracing::warn!(
                 event_id = %f.event_id,
-                order_id = f.order_id,
+                order_id = f.aggregate_id,
                 attempt = f.attempt,
                 error = %f.error,
                 "data platform delivery failed; not recorded (claim lost or database error), due again after the lease"
@@ -184,7 +192,7 @@ fn log(report: &BatchReport) {
         match f.next {
             AfterFailure::RetryAt(at) => tracing::warn!(
                 event_id = %f.event_id,
-                order_id = f.order_id,
+                order_id = f.aggregate_id,
                 attempt = f.attempt,
                 error = %f.error,
                 retry_at = %at,
@@ -192,10 +200,10 @@ fn log(report: &BatchReport) {
             ),
             AfterFailure::Dead => tracing::error!(
                 event_id = %f.event_id,
-                order_id = f.order_id,
+                order_id = f.aggregate_id,
                 attempt = f.attempt,
                 error = %f.error,
-                "data platform delivery failed for the last time; the event is DEAD (retry it with POST /api/v1/admin/outbox/{{event_id}}/retry)"
+                "data platform delivery failed for the last time; the event is DEAD (retry it with POST /api/v1/admin/outbox/{{event_id}}/retry, or every DEAD one with POST /api/v1/admin/outbox/retries)"
             ),
         }
     }

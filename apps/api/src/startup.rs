@@ -15,8 +15,8 @@ use balance::{ChargeService, PaymentGateway};
 use coupon::CouponService;
 use kernel::{Clock, SystemClock};
 use order::cart::CartService;
-use order::relay::OutboxAdmin;
 use order::OrderService;
+use outbox::{OutboxAdmin, PURGE_BATCH};
 use payment_gateway::{HttpGateway, HttpGatewaySettings, SandboxGateway};
 use postgres_adapter::cart::PgCartStore;
 use postgres_adapter::coupon::PgCouponStore;
@@ -36,6 +36,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 /// Orders cancelled per expiry transaction.
 const EXPIRY_BATCH: i64 = 50;
+/// How often DELIVERED events past retention are deleted (in batches of `PURGE_BATCH`).
+const OUTBOX_RETENTION_EVERY: Duration = Duration::from_secs(600);
 
 /// What a migration run did, in words: "no pending migrations" or "applied 2
 /// migrations: 2026...". The version list is what diesel reports.
@@ -271,6 +273,27 @@ fn start_jobs(
                 let report = charges.recover_stale(grace, 100).await?;
                 if report != Default::default() {
                     tracing::info!(?report, "stale charges settled");
+                }
+                Ok(())
+            }
+        },
+    ));
+    let outbox = state.outbox.clone();
+    let retention =
+        Duration::from_secs(u64::from(settings.data_platform.retention_days) * 24 * 3600);
+    handles.push(jobs::every(
+        "outbox-retention",
+        OUTBOX_RETENTION_EVERY,
+        shutdown.clone(),
+        move || {
+            let outbox = outbox.clone();
+            async move {
+                let n = outbox.purge_delivered(retention, PURGE_BATCH).await?;
+                if n > 0 {
+                    tracing::info!(
+                        deleted = n,
+                        "deleted delivered outbox events past retention"
+                    );
                 }
                 Ok(())
             }

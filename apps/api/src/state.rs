@@ -3,8 +3,8 @@
 use balance::ChargeService;
 use coupon::CouponService;
 use order::cart::CartService;
-use order::relay::OutboxAdmin;
 use order::OrderService;
+use outbox::OutboxAdmin;
 use postgres_adapter::PgPool;
 use std::sync::Arc;
 use stock::StockService;

@@ -1,53 +1,83 @@
-//! Order events for the external data platform, and the port that delivers them.
+//! Order events for the external data platform: their type names and bodies.
 //!
 //! An event is written to the transactional outbox in the same transaction as the order
 //! change that caused it (so it is never lost), with the complete body that will be
-//! sent; a relay delivers it later, at least once.
+//! sent; the `outbox` crate's relay delivers it later, at least once, the events of one
+//! order in the order they were written.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use uuid::Uuid;
 
-/// What happened to the order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum EventType {
-    #[serde(rename = "order.paid")]
-    OrderPaid,
-    #[serde(rename = "order.cancelled")]
-    OrderCancelled,
-    /// Part of a paid order was refunded (the body adds `"refund": Refund`).
-    #[serde(rename = "order.refunded")]
-    OrderRefunded,
+/// Declares the event types: a variant and its wire name each. Adding an event type is
+/// one line here (and the name in the outbox's CHECK constraint).
+macro_rules! event_types {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)+) => {
+        /// What happened to the order.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType {
+            $($(#[$doc])* $variant,)+
+        }
+
+        impl EventType {
+            /// Every event type, in declaration order.
+            pub const ALL: &'static [EventType] = &[$(EventType::$variant),+];
+
+            /// The wire name, e.g. `order.paid`.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(EventType::$variant => $name,)+
+                }
+            }
+
+            /// The type of a wire name (exact); `None` for anything else.
+            pub fn parse(s: &str) -> Option<Self> {
+                match s {
+                    $($name => Some(EventType::$variant),)+
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-impl EventType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::OrderPaid => "order.paid",
-            EventType::OrderCancelled => "order.cancelled",
-            EventType::OrderRefunded => "order.refunded",
-        }
-    }
+event_types! {
+    /// The order was paid: `{"event_id", "event_type", "occurred_at", "order"}`.
+    OrderPaid => "order.paid",
+    /// A paid order was cancelled (and refunded in full).
+    OrderCancelled => "order.cancelled",
+    /// Part of a paid order was refunded: the body also carries `"refund": Refund`.
+    OrderRefunded => "order.refunded",
+}
 
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "order.paid" => Some(EventType::OrderPaid),
-            "order.cancelled" => Some(EventType::OrderCancelled),
-            "order.refunded" => Some(EventType::OrderRefunded),
-            _ => None,
-        }
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
-/// One event as delivered: `body` is the exact JSON document POSTed to the platform,
-/// `{"event_id", "event_type", "occurred_at", "order": Order}`.
+impl<'de> Deserialize<'de> for EventType {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        EventType::parse(&name)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown event type {name:?}")))
+    }
+}
+
+/// One order event as delivered: `body` is the exact JSON document POSTed to the
+/// platform, `{"event_id", "event_type", "occurred_at", "order": Order}` (plus
+/// `"refund": Refund` for `order.refunded`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundEvent {
+    /// Unique; the platform drops duplicates by it.
     pub event_id: Uuid,
+    /// What happened.
     pub event_type: EventType,
+    /// The order it happened to (events of one order are delivered in order).
     pub order_id: i64,
+    /// When it happened.
     pub occurred_at: DateTime<Utc>,
+    /// The document sent.
     pub body: serde_json::Value,
 }
 
@@ -78,208 +108,72 @@ impl OutboundEvent {
         }
     }
 
-    /// The same event with one more top-level member in its body (e.g. `refund`).
-    pub fn with_member(mut self, name: &str, value: serde_json::Value) -> Self {
-        if let Some(body) = self.body.as_object_mut() {
-            body.insert(name.to_string(), value);
-        }
-        self
-    }
-}
-
-/// Why a delivery attempt failed; the relay retries or parks the event.
-#[derive(Debug, thiserror::Error)]
-pub enum DeliveryError {
-    /// The platform answered, but not with a 2xx.
-    #[error("the data platform answered {status}")]
-    Rejected { status: u16 },
-    /// No answer in time, or no connection.
-    #[error("the data platform did not answer: {0}")]
-    Unreachable(String),
-}
-
-/// The external data platform.
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait DataPlatform: Send + Sync {
-    /// Delivers one event. MUST send `Idempotency-Key: <event_id>` so the platform can
-    /// drop duplicates (delivery is at least once), and MUST treat only a 2xx as delivered.
-    async fn deliver(&self, event: &OutboundEvent) -> Result<(), DeliveryError>;
-}
-
-/// Where an event is in its life in the outbox.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum OutboxStatus {
-    /// Waiting for (its next) delivery attempt.
-    Pending,
-    /// Acknowledged by the platform with a 2xx.
-    Delivered,
-    /// Parked after the configured number of failed attempts; only an admin retry
-    /// brings it back. Later events of the same order wait behind it.
-    Dead,
-}
-
-impl OutboxStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "PENDING",
-            OutboxStatus::Delivered => "DELIVERED",
-            OutboxStatus::Dead => "DEAD",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "PENDING" => Some(OutboxStatus::Pending),
-            "DELIVERED" => Some(OutboxStatus::Delivered),
-            "DEAD" => Some(OutboxStatus::Dead),
-            _ => None,
-        }
-    }
-}
-
-/// One row of the outbox, as operators see it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutboxEntry {
-    /// The position in the outbox (write order); the key of list cursors.
-    pub id: i64,
-    pub event_id: Uuid,
-    pub event_type: EventType,
-    pub order_id: i64,
-    pub status: OutboxStatus,
-    /// Delivery attempts made so far (the successful one included).
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub next_attempt_at: DateTime<Utc>,
-    pub created_at: DateTime<Utc>,
-    pub delivered_at: Option<DateTime<Utc>>,
-}
-
-/// An event a relay has claimed for one delivery attempt.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ClaimedEvent {
-    /// The outbox row.
-    pub id: i64,
-    /// Attempts made before this one.
-    pub attempts: u32,
-    /// Until when the claim holds; after that the event is due again (the relay that
-    /// claimed it is presumed dead). Also the claim's fencing token.
-    pub lease_until: DateTime<Utc>,
-    pub event: OutboundEvent,
-}
-
-/// What happens to an event after a failed attempt (decided by
-/// [`crate::relay::RetryPolicy::after_failure`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AfterFailure {
-    /// Stays PENDING, due again at this time.
-    RetryAt(DateTime<Utc>),
-    /// Parked as DEAD.
-    Dead,
-}
-
-/// How much is waiting, for metrics and operators.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Backlog {
-    /// Events not yet delivered and still being tried.
-    pub pending: i64,
-    /// Events parked after too many failures.
-    pub dead: i64,
-    /// When the oldest PENDING event was written (how far behind the platform is).
-    pub oldest_pending_at: Option<DateTime<Utc>>,
-}
-
-/// Why a DEAD event could not be retried.
-#[derive(Debug, thiserror::Error)]
-pub enum RetryEventError {
-    #[error("no event {0} in the outbox")]
-    NotFound(Uuid),
-    #[error("event {event_id} is {}, only a DEAD event can be retried", status.as_str())]
-    NotDead {
+    /// An `order.refunded` event: the body of [`Self::new`] plus `"refund"`, the refund
+    /// exactly as the API shows it (`Refund` of API.md).
+    pub fn refunded(
         event_id: Uuid,
-        status: OutboxStatus,
-    },
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
+        order_id: i64,
+        occurred_at: DateTime<Utc>,
+        order: serde_json::Value,
+        refund: serde_json::Value,
+    ) -> Self {
+        let mut event = Self::new(
+            event_id,
+            EventType::OrderRefunded,
+            order_id,
+            occurred_at,
+            order,
+        );
+        if let Some(body) = event.body.as_object_mut() {
+            body.insert("refund".into(), refund);
+        }
+        event
+    }
 }
 
-/// The transactional outbox, as the relay and operators use it. (Events are written
-/// by the order adapter inside the order's own transaction, not through this port.)
-#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
-#[async_trait]
-pub trait OutboxStore: Send + Sync {
-    /// Claims up to `limit` due events for one delivery attempt each, oldest first.
-    ///
-    /// An event is due when it is PENDING, its `next_attempt_at <= now`, and no earlier
-    /// (smaller id) event of the same order is still undelivered (PENDING or DEAD), so
-    /// the events of one order are delivered one after the other, in write order (and a
-    /// batch holds at most one event per order).
-    /// MUST commit the claim (`next_attempt_at = lease_until`) before returning, so a
-    /// relay that dies leaves the event due again once the lease ends, and MUST NOT hand
-    /// an event to two relays while its claim holds (across processes: `SKIP LOCKED`).
-    async fn claim_due(
-        &self,
-        limit: u16,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<ClaimedEvent>>;
+/// The outbox's envelope of an order event: the aggregate is the order.
+impl From<&OutboundEvent> for outbox::Event {
+    fn from(e: &OutboundEvent) -> Self {
+        outbox::Event {
+            event_id: e.event_id,
+            event_type: e.event_type.as_str().to_string(),
+            aggregate_id: e.order_id,
+            occurred_at: e.occurred_at,
+            body: e.body.clone(),
+        }
+    }
+}
 
-    /// Records the acknowledgement: DELIVERED, `delivered_at = now`, one more attempt.
-    /// Returns false (and changes nothing) when the event is no longer PENDING.
-    async fn mark_delivered(
-        &self,
-        claim: &ClaimedEvent,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool>;
-
-    /// Records a failed attempt: one more attempt, `last_error`, then due again at the
-    /// given time, or DEAD (with `next_attempt_at = now`). MUST change nothing (and return
-    /// false) when the claim was lost, i.e. the lease ended and another relay claimed the
-    /// event since.
-    async fn mark_failed(
-        &self,
-        claim: &ClaimedEvent,
-        error: &str,
-        next: AfterFailure,
-        now: DateTime<Utc>,
-    ) -> anyhow::Result<bool>;
-
-    /// Outbox rows in write order (ascending id), optionally of one status;
-    /// `page.after()` is the id to continue after.
-    async fn list(
-        &self,
-        status: Option<OutboxStatus>,
-        page: kernel::PageRequest,
-    ) -> anyhow::Result<kernel::Page<OutboxEntry>>;
-
-    /// Makes a DEAD event PENDING again, due `now`, with its attempts reset to zero (it
-    /// gets the full number of attempts again); `last_error` is kept until the next
-    /// attempt. MUST refuse any event that is not DEAD.
-    async fn retry_dead(
-        &self,
-        event_id: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<OutboxEntry, RetryEventError>;
-
-    /// Counts of what waits.
-    async fn backlog(&self) -> anyhow::Result<Backlog>;
+impl From<OutboundEvent> for outbox::Event {
+    fn from(e: OutboundEvent) -> Self {
+        outbox::Event {
+            event_id: e.event_id,
+            event_type: e.event_type.as_str().to_string(),
+            aggregate_id: e.order_id,
+            occurred_at: e.occurred_at,
+            body: e.body,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn at() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-21T09:00:00.5Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
     #[test]
     fn the_body_is_the_envelope_of_api_md_around_the_order() {
-        let at = DateTime::parse_from_rfc3339("2026-11-21T09:00:00.5Z")
-            .unwrap()
-            .with_timezone(&Utc);
         let id = Uuid::from_u128(7);
         let e = OutboundEvent::new(
             id,
             EventType::OrderCancelled,
             12,
-            at,
+            at(),
             serde_json::json!({"id": 12, "status": "CANCELLED"}),
         );
         assert_eq!(
@@ -291,25 +185,54 @@ mod tests {
                 "order": {"id": 12, "status": "CANCELLED"},
             })
         );
-        assert_eq!((e.event_id, e.order_id, e.occurred_at), (id, 12, at));
+        assert_eq!((e.event_id, e.order_id, e.occurred_at), (id, 12, at()));
+    }
+
+    #[test]
+    fn a_refund_event_carries_the_refund_next_to_the_order() {
+        let e = OutboundEvent::refunded(
+            Uuid::from_u128(8),
+            12,
+            at(),
+            serde_json::json!({"id": 12}),
+            serde_json::json!({"id": 3, "amount": 500}),
+        );
+        assert_eq!(e.event_type, EventType::OrderRefunded);
+        assert_eq!(e.body["event_type"], "order.refunded");
+        assert_eq!(e.body["order"], serde_json::json!({"id": 12}));
+        assert_eq!(
+            e.body["refund"],
+            serde_json::json!({"id": 3, "amount": 500})
+        );
+    }
+
+    #[test]
+    fn the_outbox_envelope_keys_events_by_order() {
+        let e = OutboundEvent::new(
+            Uuid::from_u128(9),
+            EventType::OrderPaid,
+            42,
+            at(),
+            serde_json::json!({"id": 42}),
+        );
+        let env = outbox::Event::from(&e);
+        assert_eq!(
+            (env.event_type.as_str(), env.aggregate_id, &env.body),
+            ("order.paid", 42, &e.body)
+        );
+        assert_eq!(outbox::Event::from(e.clone()), env);
     }
 
     #[test]
     fn names_round_trip() {
-        for t in [
-            EventType::OrderPaid,
-            EventType::OrderCancelled,
-            EventType::OrderRefunded,
-        ] {
-            assert_eq!(EventType::parse(t.as_str()), Some(t));
+        assert_eq!(EventType::ALL.len(), 3);
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(*t));
+            let json = serde_json::to_value(t).unwrap();
+            assert_eq!(json, t.as_str());
+            assert_eq!(serde_json::from_value::<EventType>(json).unwrap(), *t);
         }
-        for s in [
-            OutboxStatus::Pending,
-            OutboxStatus::Delivered,
-            OutboxStatus::Dead,
-        ] {
-            assert_eq!(OutboxStatus::parse(s.as_str()), Some(s));
-        }
-        assert_eq!(OutboxStatus::parse("pending"), None);
+        assert_eq!(EventType::parse("order.PAID"), None);
+        assert!(serde_json::from_value::<EventType>(serde_json::json!("order.x")).is_err());
     }
 }

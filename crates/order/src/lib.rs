@@ -6,7 +6,6 @@ pub mod events;
 pub mod model;
 pub mod plan;
 pub mod ports;
-pub mod relay;
 pub mod rules;
 pub mod service;
 

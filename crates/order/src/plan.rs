@@ -162,10 +162,15 @@ fn event(
     refund: Option<&Refund>,
 ) -> Result<OutboundEvent, serde_json::Error> {
     let body = serde_json::to_value(order)?;
-    let e = OutboundEvent::new(moment.event_id, kind, order.id.get(), moment.now, body);
     Ok(match refund {
-        Some(r) => e.with_member("refund", serde_json::to_value(r)?),
-        None => e,
+        Some(r) => OutboundEvent::refunded(
+            moment.event_id,
+            order.id.get(),
+            moment.now,
+            body,
+            serde_json::to_value(r)?,
+        ),
+        None => OutboundEvent::new(moment.event_id, kind, order.id.get(), moment.now, body),
     })
 }
 

@@ -292,12 +292,26 @@ pub async fn issue_coupon(app: &TestApp, coupon: i64, user: i64) -> Reply {
 pub struct PlatformRequest {
     pub idempotency_key: Option<String>,
     pub body: Value,
+    /// the body byte for byte, and every header (to verify signatures)
+    pub raw_body: Vec<u8>,
+    pub headers: http::HeaderMap,
     /// whether it was answered with a 2xx
     pub acknowledged: bool,
 }
 
+/// How the fake platform answers one request (see [`FakePlatform::answer_next`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Answer {
+    /// this status at once
+    Status(u16),
+    /// 200 after this long (longer than the relay's timeout: no answer)
+    Hang(Duration),
+}
+
 #[derive(Default)]
 struct PlatformState {
+    /// answers to the next requests, in order, before anything else
+    script: std::collections::VecDeque<Answer>,
     /// answer 503 to this many of the next requests
     fail_next: usize,
     /// how long each answer takes
@@ -358,6 +372,15 @@ impl FakePlatform {
         self.state.lock().unwrap().fail_next = n;
     }
 
+    /// Answers the next requests as scripted, one answer each, before `fail_next`.
+    pub fn answer_next(&self, answers: &[Answer]) {
+        self.state
+            .lock()
+            .unwrap()
+            .script
+            .extend(answers.iter().copied());
+    }
+
     pub fn set_delay(&self, delay: Duration) {
         self.state.lock().unwrap().delay = delay;
     }
@@ -403,46 +426,64 @@ impl FakePlatform {
 
 async fn platform_receive(
     req: actix_web::HttpRequest,
-    body: actix_web::web::Bytes,
+    raw: actix_web::web::Bytes,
     state: actix_web::web::Data<Arc<std::sync::Mutex<PlatformState>>>,
 ) -> actix_web::HttpResponse {
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let headers: http::HeaderMap = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                http::HeaderName::from_bytes(k.as_str().as_bytes()).ok()?,
+                http::HeaderValue::from_bytes(v.as_bytes()).ok()?,
+            ))
+        })
+        .collect();
     let key = req
         .headers()
         .get("Idempotency-Key")
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     let id = body["event_id"].as_str().unwrap_or_default().to_string();
-    let (fail, delay, index) = {
+    let (status, delay, index) = {
         let mut s = state.lock().unwrap();
         let running = s.in_flight.entry(id.clone()).or_default();
         *running += 1;
         if *running > 1 {
             s.overlaps += 1;
         }
-        let fail = s.fail_next > 0;
-        if fail {
-            s.fail_next -= 1;
-        }
+        let (status, delay) = match s.script.pop_front() {
+            Some(Answer::Status(code)) => (code, s.delay),
+            Some(Answer::Hang(d)) => (200, d),
+            None if s.fail_next > 0 => {
+                s.fail_next -= 1;
+                (503, s.delay)
+            }
+            None => (200, s.delay),
+        };
         s.requests.push(PlatformRequest {
             idempotency_key: key,
             body: body.clone(),
+            raw_body: raw.to_vec(),
+            headers,
             acknowledged: false,
         });
-        (fail, s.delay, s.requests.len() - 1)
+        (status, delay, s.requests.len() - 1)
     };
     tokio::time::sleep(delay).await;
     let mut s = state.lock().unwrap();
     if let Some(n) = s.in_flight.get_mut(&id) {
         *n -= 1;
     }
-    if fail {
-        actix_web::HttpResponse::ServiceUnavailable().finish()
-    } else {
+    if (200..300).contains(&status) {
         s.requests[index].acknowledged = true;
         s.acknowledged.push(body);
-        actix_web::HttpResponse::Ok().finish()
     }
+    actix_web::HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(status).expect("a valid status"),
+    )
+    .finish()
 }
 
 /// The app with its background jobs running and the relay pointed at `platform_url`,

@@ -8,6 +8,7 @@ mod conventions;
 mod coupons;
 mod crash;
 mod crash_keys;
+mod delivery;
 mod guide;
 mod hardening;
 mod helpers;

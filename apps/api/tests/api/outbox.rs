@@ -6,7 +6,8 @@ use crate::helpers::{
     spawn_app, spawn_app_with, spawn_app_with_platform, spawn_relaying_on, FakePlatform, TestApp,
 };
 use chrono::{DateTime, Utc};
-use order::events::{AfterFailure, EventType, OutboundEvent, OutboxStore};
+use order::events::{EventType, OutboundEvent};
+use outbox::{AfterFailure, AttemptOutcome, OutboxStatus, OutboxStore};
 use postgres_adapter::PgOutboxStore;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -72,6 +73,16 @@ async fn wait_for_view(
     }
 }
 
+/// An attempt as a relay records it: refused with 503, or acknowledged.
+fn attempt(at: DateTime<Utc>, error: Option<&str>) -> AttemptOutcome {
+    AttemptOutcome {
+        started_at: at,
+        duration: Duration::from_millis(3),
+        status_code: Some(if error.is_some() { 503 } else { 200 }),
+        error: error.map(str::to_string),
+    }
+}
+
 /// Claims every due event and parks it as DEAD / marks it delivered, as a relay would.
 async fn settle(store: &PgOutboxStore, dead: &[Uuid], delivered: &[Uuid]) {
     let now: DateTime<Utc> = Utc::now() + chrono::Duration::seconds(1);
@@ -82,11 +93,19 @@ async fn settle(store: &PgOutboxStore, dead: &[Uuid], delivered: &[Uuid]) {
     {
         if dead.contains(&claim.event.event_id) {
             assert!(store
-                .mark_failed(&claim, "the platform answered 503", AfterFailure::Dead, now)
+                .mark_failed(
+                    &claim,
+                    &attempt(now, Some("the platform answered 503")),
+                    AfterFailure::Dead,
+                    now
+                )
                 .await
                 .unwrap());
         } else if delivered.contains(&claim.event.event_id) {
-            assert!(store.mark_delivered(&claim, now).await.unwrap());
+            assert!(store
+                .mark_delivered(&claim, &attempt(now, None), now)
+                .await
+                .unwrap());
         }
     }
 }
@@ -450,8 +469,8 @@ async fn shutdown_finishes_the_delivery_under_way_and_starts_no_other() {
     app.stop().await;
     let deadline = tokio::time::Instant::now() + WITHIN;
     loop {
-        let row = store.get(first.event_id).await.unwrap().unwrap();
-        if row.status == order::events::OutboxStatus::Delivered {
+        let row = store.get(first.event_id).await.unwrap().unwrap().entry;
+        if row.status == OutboxStatus::Delivered {
             break;
         }
         assert!(
@@ -463,11 +482,8 @@ async fn shutdown_finishes_the_delivery_under_way_and_starts_no_other() {
 
     let second = enqueue(&store, 2, EventType::OrderPaid).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let row = store.get(second.event_id).await.unwrap().unwrap();
-    assert_eq!(
-        (row.status, row.attempts),
-        (order::events::OutboxStatus::Pending, 0)
-    );
+    let row = store.get(second.event_id).await.unwrap().unwrap().entry;
+    assert_eq!((row.status, row.attempts), (OutboxStatus::Pending, 0));
     assert_eq!(platform.requests().len(), 1);
 }
 

@@ -1,17 +1,19 @@
 //! The data-platform client against a real HTTP server started in the test.
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use data_platform::signing::SigningSecret;
 use data_platform::{HttpDataPlatform, HttpDataPlatformSettings};
-use order::events::{DataPlatform, DeliveryError, EventType, OutboundEvent};
+use outbox::{DeliveryError, Destination, Event};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What the server received: path, Idempotency-Key, Content-Type, raw body.
+/// What the server received: path, Idempotency-Key, Content-Type, every header, raw body.
 #[derive(Debug, Clone)]
 struct Received {
     path: String,
     key: Option<String>,
     content_type: Option<String>,
+    headers: http::HeaderMap,
     body: Vec<u8>,
 }
 
@@ -37,6 +39,16 @@ async fn fake_platform() -> (String, Seen) {
                         path: req.path().to_string(),
                         key: header("Idempotency-Key"),
                         content_type: header("Content-Type"),
+                        headers: req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| {
+                                (
+                                    http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
+                                    http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+                                )
+                            })
+                            .collect(),
                         body: body.to_vec(),
                     });
                     match req.match_info().get("mode").unwrap_or_default() {
@@ -63,22 +75,30 @@ async fn fake_platform() -> (String, Seen) {
 }
 
 fn client(url: &str, timeout: Duration) -> HttpDataPlatform {
+    signed_client(url, timeout, &[])
+}
+
+fn signed_client(url: &str, timeout: Duration, secrets: &[&str]) -> HttpDataPlatform {
     HttpDataPlatform::new(&HttpDataPlatformSettings {
         url: url.to_string(),
         timeout,
+        secrets: secrets
+            .iter()
+            .map(|s| SigningSecret::parse(s).unwrap())
+            .collect(),
     })
     .unwrap()
 }
 
-fn event() -> OutboundEvent {
+fn event() -> Event {
     let event_id = uuid::Uuid::new_v4();
     let occurred_at = chrono::DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
         .unwrap()
         .with_timezone(&chrono::Utc);
-    OutboundEvent {
+    Event {
         event_id,
-        event_type: EventType::OrderPaid,
-        order_id: 7,
+        event_type: "order.paid".into(),
+        aggregate_id: 7,
         occurred_at,
         body: serde_json::json!({
             "event_id": event_id,
@@ -188,4 +208,121 @@ async fn a_refused_connection_is_unreachable() {
         .await
         .unwrap_err();
     assert!(matches!(err, DeliveryError::Unreachable(_)), "{err}");
+}
+
+// ---- Standard Webhooks signatures, checked with the reference Rust library ----------
+
+const SECRET_A: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+const SECRET_B: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const WRONG: &str = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+/// One delivery signed with both secrets, as the platform received it.
+async fn signed_delivery() -> (Event, Received) {
+    let (url, seen) = fake_platform().await;
+    let e = event();
+    let ack = signed_client(
+        &format!("{url}/ok"),
+        Duration::from_secs(2),
+        &[SECRET_A, SECRET_B],
+    )
+    .deliver(&e)
+    .await
+    .unwrap();
+    assert_eq!(ack.status, 200);
+    let received = seen.lock().unwrap()[0].clone();
+    (e, received)
+}
+
+fn verifier(secret: &str) -> standardwebhooks::Webhook {
+    standardwebhooks::Webhook::new(secret).unwrap()
+}
+
+// Invariant: a platform holding either of two rotated secrets verifies a delivery with
+// an independent Standard Webhooks implementation; the headers name the event and now.
+#[actix_web::test]
+async fn a_delivery_verifies_with_each_of_two_secrets() {
+    let (e, got) = signed_delivery().await;
+    verifier(SECRET_A).verify(&got.body, &got.headers).unwrap();
+    verifier(SECRET_B).verify(&got.body, &got.headers).unwrap();
+    let header = |n: &str| got.headers.get(n).unwrap().to_str().unwrap().to_string();
+    assert_eq!(header("webhook-id"), e.event_id.to_string());
+    assert_eq!(header("idempotency-key"), e.event_id.to_string());
+    assert_eq!(header("webhook-signature").split(' ').count(), 2);
+    let sent: i64 = header("webhook-timestamp").parse().unwrap();
+    assert!((chrono::Utc::now().timestamp() - sent).abs() <= 5, "{sent}");
+    // the body sent is the stored body, byte for byte what was signed
+    assert_eq!(got.body, serde_json::to_vec(&e.body).unwrap());
+}
+
+// Invariant: a signature proves the secret, the body and the time: a wrong secret, a
+// changed body or an old timestamp fail verification.
+#[actix_web::test]
+async fn a_wrong_secret_a_changed_body_or_an_old_timestamp_fails() {
+    let (_, got) = signed_delivery().await;
+    assert!(matches!(
+        verifier(WRONG).verify(&got.body, &got.headers),
+        Err(standardwebhooks::WebhookError::InvalidSignature)
+    ));
+    let mut changed = got.body.clone();
+    let at = changed.iter().position(|b| *b == b'7').unwrap();
+    changed[at] = b'8';
+    assert!(matches!(
+        verifier(SECRET_A).verify(&changed, &got.headers),
+        Err(standardwebhooks::WebhookError::InvalidSignature)
+    ));
+    let mut replayed = got.headers.clone();
+    let old = chrono::Utc::now().timestamp() - 10 * 60;
+    replayed.insert("webhook-timestamp", old.to_string().parse().unwrap());
+    assert!(matches!(
+        verifier(SECRET_A).verify(&got.body, &replayed),
+        Err(standardwebhooks::WebhookError::TimestampTooOldError)
+    ));
+    // and our own verifier, used by `commerce-api sink`, agrees on all of it
+    let delivery = |body: &'_ [u8], headers: &'_ http::HeaderMap| {
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        (
+            h("webhook-id"),
+            h("webhook-timestamp"),
+            h("webhook-signature"),
+            body.to_vec(),
+        )
+    };
+    let now = chrono::Utc::now().timestamp();
+    let check =
+        |secret: &str,
+         (id, ts, sig, body): (Option<String>, Option<String>, Option<String>, Vec<u8>)| {
+            data_platform::signing::verify(
+                &[SigningSecret::parse(secret).unwrap()],
+                data_platform::signing::Delivery {
+                    id: id.as_deref(),
+                    timestamp: ts.as_deref(),
+                    signature: sig.as_deref(),
+                    body: &body,
+                },
+                now,
+                data_platform::signing::TOLERANCE,
+            )
+        };
+    assert!(check(SECRET_B, delivery(&got.body, &got.headers)).is_ok());
+    assert!(check(WRONG, delivery(&got.body, &got.headers)).is_err());
+    assert!(check(SECRET_A, delivery(&changed, &got.headers)).is_err());
+    assert!(check(SECRET_A, delivery(&got.body, &replayed)).is_err());
+}
+
+// Without secrets a delivery carries no signature (development only; production refuses it).
+#[actix_web::test]
+async fn without_secrets_nothing_is_signed() {
+    let (url, seen) = fake_platform().await;
+    client(&format!("{url}/ok"), Duration::from_secs(2))
+        .deliver(&event())
+        .await
+        .unwrap();
+    let got = seen.lock().unwrap()[0].clone();
+    assert!(got.headers.get("webhook-signature").is_none());
+    assert!(got.headers.get("webhook-id").is_some());
 }

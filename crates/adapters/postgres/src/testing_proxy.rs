@@ -4,8 +4,10 @@
 //! server's answers (the server does the work, the client never hears of it),
 //! `hold_replies_after(b"COMMIT")` holds the server's answers on each connection from
 //! the moment its client sends those bytes (the database commits; the client never
-//! hears of it), `resume()` forwards again, and `break_connections()` closes every
-//! connection open now (a restart or a reset).
+//! hears of it), `resume()` forwards again, `break_connections()` closes every
+//! connection open now (a restart or a reset), and `black_hole_connections()` silently
+//! stops the connections open now for good while new ones work (a failover or a NAT
+//! that forgot them: no reset ever arrives).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,6 +26,8 @@ pub struct TcpProxy {
     trap: Arc<Mutex<Option<Vec<u8>>>>,
     /// Connections whose replies are held by the trap.
     trapped: Arc<AtomicU64>,
+    /// Bumped by `black_hole_connections`: connections opened before it never forward again.
+    epoch: Arc<AtomicU64>,
     /// Bumped by `break_connections`: connections opened before it close.
     generation: watch::Sender<u64>,
     accepted: Arc<AtomicU64>,
@@ -39,6 +43,7 @@ impl TcpProxy {
         let replies_stalled = Arc::new(AtomicBool::new(false));
         let trap: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
         let trapped = Arc::new(AtomicU64::new(0));
+        let epoch = Arc::new(AtomicU64::new(0));
         let (generation, _) = watch::channel(0u64);
         let accepted = Arc::new(AtomicU64::new(0));
         let task = {
@@ -47,12 +52,15 @@ impl TcpProxy {
             let generation = generation.clone();
             let accepted = accepted.clone();
             let (trap, trapped) = (trap.clone(), trapped.clone());
+            let epoch = epoch.clone();
             tokio::spawn(async move {
                 while let Ok((client, _)) = listener.accept().await {
                     accepted.fetch_add(1, Ordering::SeqCst);
                     let stalled = stalled.clone();
                     let replies_stalled = replies_stalled.clone();
                     let (trap, trapped) = (trap.clone(), trapped.clone());
+                    let epoch = epoch.clone();
+                    let born_epoch = epoch.load(Ordering::SeqCst);
                     let mut gen_rx = generation.subscribe();
                     let born = *gen_rx.borrow_and_update();
                     tokio::spawn(async move {
@@ -69,14 +77,16 @@ impl TcpProxy {
                             trapped,
                         };
                         let pump = async {
+                            let gone = || epoch.load(Ordering::SeqCst) != born_epoch;
+                            let requests = || stalled.load(Ordering::SeqCst) || gone();
+                            let replies = || {
+                                requests()
+                                    || replies_stalled.load(Ordering::SeqCst)
+                                    || held.load(Ordering::SeqCst)
+                            };
                             tokio::join!(
-                                pump(cr, sw, [stalled.clone(), stalled.clone()], Some(watch_trap)),
-                                pump(
-                                    sr,
-                                    cw,
-                                    [stalled.clone(), replies_stalled.clone(), held],
-                                    None
-                                )
+                                pump(cr, sw, requests, Some(watch_trap)),
+                                pump(sr, cw, replies, None)
                             )
                         };
                         tokio::select! {
@@ -99,6 +109,7 @@ impl TcpProxy {
             replies_stalled,
             trap,
             trapped,
+            epoch,
             generation,
             accepted,
             task,
@@ -138,6 +149,12 @@ impl TcpProxy {
         self.stalled.store(false, Ordering::SeqCst);
         self.replies_stalled.store(false, Ordering::SeqCst);
         *self.trap.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// Stops forwarding on every connection open now, for good, without closing it:
+    /// their peers wait forever. Connections opened afterwards work as usual.
+    pub fn black_hole_connections(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Closes every connection open now; new ones are accepted as before.
@@ -191,14 +208,14 @@ impl Trap {
     }
 }
 
-/// Copies `from` to `to` while none of `stalls` is set; `trap` watches what passes.
-async fn pump<const N: usize>(
+/// Copies `from` to `to` while `held` is false; `trap` watches what passes.
+async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    stalls: [Arc<AtomicBool>; N],
+    held: impl Fn() -> bool,
     trap: Option<Trap>,
 ) {
-    let stalled = || stalls.iter().any(|s| s.load(Ordering::SeqCst));
+    let stalled = held;
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         while stalled() {

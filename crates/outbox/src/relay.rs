@@ -1,90 +1,23 @@
-//! Delivering the outbox: the retry policy (pure), the relay use case (claim a batch,
-//! deliver with no transaction open, record the outcome) and the operators' use cases.
+//! The relay use case: claim a batch, deliver with no transaction open, record the
+//! outcome and the attempt.
 //!
-//! Delivery is at least once: a relay that dies after the platform acknowledged but
+//! Delivery is at least once: a relay that dies after the destination acknowledged but
 //! before the acknowledgement is recorded leaves the event to be sent again once its
-//! claim's lease ends. The platform drops duplicates by `Idempotency-Key: <event_id>`.
+//! claim's lease ends. The destination drops duplicates by the event id.
 
-use crate::events::{
-    AfterFailure, Backlog, ClaimedEvent, DataPlatform, OutboxEntry, OutboxStatus, OutboxStore,
-    RetryEventError,
-};
-use chrono::{DateTime, Utc};
-use kernel::{Clock, Page, PageRequest};
+use crate::model::{AfterFailure, AttemptOutcome, ClaimedEvent};
+use crate::policy::RetryPolicy;
+use crate::ports::{Destination, OutboxStore};
+use kernel::Clock;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// When to try again after a failed attempt, and when to give up.
-///
-/// The delay after the `n`-th failed attempt (n = 1, 2, ...) is drawn with "equal jitter"
-/// from `ceiling(n) = min(base * 2^(n-1), max)`: half of the ceiling is fixed, the other
-/// half is random. Relays that failed together so spread out, and no delay passes `max`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    pub base: Duration,
-    pub max: Duration,
-    /// Attempts (the first one included) before an event is parked as DEAD; at least 1.
-    pub max_attempts: u32,
-}
-
-impl RetryPolicy {
-    /// `min(base * 2^(failed-1), max)`, in milliseconds, saturating.
-    fn ceiling_ms(&self, failed: u32) -> u64 {
-        let max = millis(self.max);
-        let exponent = failed.saturating_sub(1);
-        millis(self.base)
-            .saturating_mul(2u64.saturating_pow(exponent))
-            .min(max)
-    }
-
-    /// The part of the delay after `failed` failed attempts that is not random.
-    pub fn fixed_part(&self, failed: u32) -> Duration {
-        Duration::from_millis(self.ceiling_ms(failed) / 2)
-    }
-
-    /// The delay after `failed` failed attempts; `random` is any random number (the
-    /// caller injects it, so this stays a pure function).
-    pub fn delay(&self, failed: u32, random: u64) -> Duration {
-        let ceiling = self.ceiling_ms(failed);
-        let fixed = ceiling / 2;
-        let spread = ceiling - fixed;
-        let jitter = match spread.checked_add(1) {
-            Some(range) => random % range,
-            None => random,
-        };
-        Duration::from_millis(fixed + jitter)
-    }
-
-    /// What to do with an event whose attempt number `attempts_before + 1` just failed:
-    /// DEAD once `max_attempts` attempts have failed, otherwise due again after [`Self::delay`].
-    pub fn after_failure(
-        &self,
-        attempts_before: u32,
-        now: DateTime<Utc>,
-        random: u64,
-    ) -> AfterFailure {
-        let failed = attempts_before.saturating_add(1);
-        if failed >= self.max_attempts.max(1) {
-            return AfterFailure::Dead;
-        }
-        let delay =
-            chrono::Duration::from_std(self.delay(failed, random)).unwrap_or(chrono::Duration::MAX);
-        AfterFailure::RetryAt(
-            now.checked_add_signed(delay)
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
-    }
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Where the jitter's randomness comes from (injected so the relay can be tested).
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Randomness: Send + Sync {
+    /// Any number; successive calls should differ.
     fn next_u64(&self) -> u64;
 }
 
@@ -103,6 +36,7 @@ impl Randomness for StdRandomness {
 /// How a relay works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RelaySettings {
+    /// When to retry and when to give up.
     pub policy: RetryPolicy,
     /// Events claimed (and delivered concurrently) at once.
     pub batch_size: u16,
@@ -124,8 +58,9 @@ impl RelaySettings {
 /// `retrying`, `dead`, `lost_claims` and `unrecorded`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
+    /// Events claimed.
     pub claimed: usize,
-    /// Acknowledged by the platform and recorded as DELIVERED.
+    /// Acknowledged by the destination and recorded as DELIVERED.
     pub delivered: usize,
     /// Failed attempts that will be retried.
     pub retrying: usize,
@@ -133,26 +68,29 @@ pub struct BatchReport {
     pub dead: usize,
     /// Outcomes not recorded because the claim had been lost to another relay.
     pub lost_claims: usize,
-    /// Outcomes not recorded because the database failed; those events are due again
+    /// Outcomes not recorded because the store failed; those events are due again
     /// once their lease ends.
     pub unrecorded: usize,
     /// Every failed attempt, recorded or not, for the caller to log and count.
     pub failures: Vec<FailedAttempt>,
-    /// The first database error met while recording outcomes, if any.
+    /// The first store error met while recording outcomes, if any.
     pub record_error: Option<String>,
 }
 
 /// One failed delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailedAttempt {
+    /// The event.
     pub event_id: Uuid,
-    pub order_id: i64,
-    /// Which attempt failed (1 for the first).
+    /// Its aggregate (order).
+    pub aggregate_id: i64,
+    /// Which attempt failed (1 for the first since written or retried).
     pub attempt: u32,
+    /// Why.
     pub error: String,
     /// What was to be recorded; it holds only when `recorded`.
     pub next: AfterFailure,
-    /// Whether the outcome was recorded (false: the claim was lost, or the database
+    /// Whether the outcome was recorded (false: the claim was lost, or the store
     /// failed, and the event is due again after its lease).
     pub recorded: bool,
 }
@@ -162,14 +100,14 @@ pub struct FailedAttempt {
 #[derive(Clone)]
 pub struct OutboxRelay {
     store: Arc<dyn OutboxStore>,
-    platform: Arc<dyn DataPlatform>,
+    destination: Arc<dyn Destination>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Randomness>,
     settings: RelaySettings,
 }
 
-/// What happened to one claimed event: the platform's answer (`failure` is `None` when
-/// it acknowledged) and whether that was recorded.
+/// What happened to one claimed event: the destination's answer (`failure` is `None`
+/// when it acknowledged) and whether that was recorded.
 struct Outcome {
     failure: Option<FailedAttempt>,
     record: Record,
@@ -182,31 +120,34 @@ enum Record {
 }
 
 impl OutboxRelay {
+    /// A relay over these ports.
     pub fn new(
         store: Arc<dyn OutboxStore>,
-        platform: Arc<dyn DataPlatform>,
+        destination: Arc<dyn Destination>,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Randomness>,
         settings: RelaySettings,
     ) -> Self {
         Self {
             store,
-            platform,
+            destination,
             clock,
             random,
             settings,
         }
     }
 
+    /// How it works.
     pub fn settings(&self) -> &RelaySettings {
         &self.settings
     }
 
-    /// Claims a batch of due events, delivers them concurrently (at most one per order,
-    /// no transaction open), and records each outcome. Fails only when claiming fails
-    /// (then nothing was sent). When recording an outcome fails, the claim's lease makes
-    /// the event due again later; the report counts it as `unrecorded` and keeps the
-    /// error in `record_error`, next to the outcomes that were recorded.
+    /// Claims a batch of due events, delivers them concurrently (at most one per
+    /// aggregate, no transaction open), and records each outcome with its attempt.
+    /// Fails only when claiming fails (then nothing was sent). When recording an outcome
+    /// fails, the claim's lease makes the event due again later; the report counts it as
+    /// `unrecorded` and keeps the error in `record_error`, next to the outcomes that were
+    /// recorded.
     pub async fn relay_batch(&self) -> anyhow::Result<BatchReport> {
         let now = self.clock.now();
         let lease = chrono::Duration::from_std(self.settings.lease)
@@ -246,25 +187,41 @@ impl OutboxRelay {
             Ok(false) => Record::LostClaim,
             Err(e) => Record::Failed(e),
         };
-        match self.platform.deliver(event).await {
-            Ok(()) => Outcome {
-                failure: None,
-                record: recorded(self.store.mark_delivered(claim, self.clock.now()).await),
-            },
+        let started_at = self.clock.now();
+        let result = self.destination.deliver(event).await;
+        let now = self.clock.now();
+        let duration = (now - started_at).to_std().unwrap_or_default();
+        match result {
+            Ok(ack) => {
+                let attempt = AttemptOutcome {
+                    started_at,
+                    duration,
+                    status_code: Some(ack.status),
+                    error: None,
+                };
+                Outcome {
+                    failure: None,
+                    record: recorded(self.store.mark_delivered(claim, &attempt, now).await),
+                }
+            }
             Err(error) => {
-                let now = self.clock.now();
                 let next =
                     self.settings
                         .policy
                         .after_failure(claim.attempts, now, self.random.next_u64());
-                let error = error.to_string();
-                let record = recorded(self.store.mark_failed(claim, &error, next, now).await);
+                let attempt = AttemptOutcome {
+                    started_at,
+                    duration,
+                    status_code: error.status_code(),
+                    error: Some(error.to_string()),
+                };
+                let record = recorded(self.store.mark_failed(claim, &attempt, next, now).await);
                 Outcome {
                     failure: Some(FailedAttempt {
                         event_id: event.event_id,
-                        order_id: event.order_id,
+                        aggregate_id: event.aggregate_id,
                         attempt: claim.attempts.saturating_add(1),
-                        error,
+                        error: error.to_string(),
                         next,
                         recorded: matches!(record, Record::Recorded),
                     }),
@@ -273,53 +230,21 @@ impl OutboxRelay {
             }
         }
     }
-
-    /// What waits in the outbox.
-    pub async fn backlog(&self) -> anyhow::Result<Backlog> {
-        self.store.backlog().await
-    }
-}
-
-/// Operators' use cases: look at the outbox, send a DEAD event again.
-#[derive(Clone)]
-pub struct OutboxAdmin {
-    store: Arc<dyn OutboxStore>,
-    clock: Arc<dyn Clock>,
-}
-
-impl OutboxAdmin {
-    pub fn new(store: Arc<dyn OutboxStore>, clock: Arc<dyn Clock>) -> Self {
-        Self { store, clock }
-    }
-
-    /// Outbox rows in write order, optionally of one status.
-    pub async fn list(
-        &self,
-        status: Option<OutboxStatus>,
-        page: PageRequest,
-    ) -> anyhow::Result<Page<OutboxEntry>> {
-        self.store.list(status, page).await
-    }
-
-    /// A DEAD event becomes PENDING again, due now, with a fresh set of attempts.
-    pub async fn retry(&self, event_id: Uuid) -> Result<OutboxEntry, RetryEventError> {
-        self.store.retry_dead(event_id, self.clock.now()).await
-    }
-
-    /// What waits in the outbox.
-    pub async fn backlog(&self) -> anyhow::Result<Backlog> {
-        self.store.backlog().await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{
-        DeliveryError, EventType, MockDataPlatform, MockOutboxStore, OutboundEvent,
-    };
+    use crate::model::Event;
+    use crate::ports::{Acknowledged, DeliveryError, MockDestination, MockOutboxStore};
+    use chrono::{DateTime, Utc};
     use kernel::MockClock;
-    use proptest::prelude::*;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
 
     fn policy(base_ms: u64, max_ms: u64, max_attempts: u32) -> RetryPolicy {
         RetryPolicy {
@@ -329,52 +254,8 @@ mod tests {
         }
     }
 
-    fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
-
-    #[test]
-    fn the_ceiling_doubles_from_base_up_to_max() {
-        let p = policy(1_000, 300_000, 20);
-        // random 0 gives the fixed half of the ceiling, random = half gives the ceiling
-        assert_eq!(p.delay(1, 0).as_millis(), 500);
-        assert_eq!(p.delay(1, 500).as_millis(), 1_000);
-        assert_eq!(p.delay(2, 1_000).as_millis(), 2_000);
-        assert_eq!(p.delay(3, 0).as_millis(), 2_000);
-        assert_eq!(p.delay(9, 128_000).as_millis(), 256_000);
-        assert_eq!(p.delay(10, 150_000).as_millis(), 300_000);
-        assert_eq!(p.delay(60, 0).as_millis(), 150_000);
-        assert_eq!(p.fixed_part(u32::MAX), Duration::from_millis(150_000));
-    }
-
-    #[test]
-    fn an_event_is_dead_after_exactly_max_attempts() {
-        let p = policy(10, 100, 3);
-        assert!(matches!(
-            p.after_failure(0, t0(), 0),
-            AfterFailure::RetryAt(_)
-        ));
-        assert!(matches!(
-            p.after_failure(1, t0(), 0),
-            AfterFailure::RetryAt(_)
-        ));
-        assert_eq!(p.after_failure(2, t0(), 0), AfterFailure::Dead);
-        // a policy of 0 attempts still makes one
-        assert_eq!(
-            policy(10, 100, 0).after_failure(0, t0(), 0),
-            AfterFailure::Dead
-        );
-    }
-
-    #[test]
-    fn a_retry_is_due_after_the_delay() {
-        let p = policy(1_000, 300_000, 20);
-        assert_eq!(
-            p.after_failure(0, t0(), 0),
-            AfterFailure::RetryAt(t0() + chrono::Duration::milliseconds(500))
-        );
+    fn ok() -> Result<Acknowledged, DeliveryError> {
+        Ok(Acknowledged { status: 200 })
     }
 
     #[test]
@@ -384,61 +265,22 @@ mod tests {
         assert!(draws.len() > 1);
     }
 
-    proptest! {
-        // Invariant: no delay is ever above the configured maximum.
-        #[test]
-        fn the_delay_never_passes_max(base in 0u64..10_000_000, max in 0u64..10_000_000,
-                                      failed in 0u32..200, random in any::<u64>()) {
-            let p = policy(base, max, 20);
-            prop_assert!(p.delay(failed, random) <= Duration::from_millis(max));
-        }
-
-        // Invariant: the random part only adds; a delay is never below its fixed part.
-        #[test]
-        fn the_delay_is_never_below_its_fixed_part(base in 0u64..10_000_000, max in 0u64..10_000_000,
-                                                   failed in 0u32..200, random in any::<u64>()) {
-            let p = policy(base, max, 20);
-            prop_assert!(p.delay(failed, random) >= p.fixed_part(failed));
-        }
-
-        // Invariant: waiting grows (or stays capped) with every failure.
-        #[test]
-        fn the_fixed_part_never_decreases(base in 0u64..10_000_000, max in 0u64..10_000_000,
-                                          failed in 0u32..200) {
-            let p = policy(base, max, 20);
-            prop_assert!(p.fixed_part(failed + 1) >= p.fixed_part(failed));
-        }
-
-        // Invariant: before max_attempts failures an event is retried, never later than max.
-        #[test]
-        fn retries_are_due_within_max(before in 0u32..19, random in any::<u64>()) {
-            let p = policy(1_000, 300_000, 20);
-            match p.after_failure(before, t0(), random) {
-                AfterFailure::RetryAt(at) => {
-                    prop_assert!(at > t0());
-                    prop_assert!(at <= t0() + chrono::Duration::milliseconds(300_000));
-                }
-                AfterFailure::Dead => prop_assert!(false, "dead before max attempts"),
-            }
-        }
-    }
-
     fn claim(id: i64, attempts: u32) -> ClaimedEvent {
         ClaimedEvent {
             id,
             attempts,
             lease_until: t0() + chrono::Duration::seconds(30),
-            event: OutboundEvent {
+            event: Event {
                 event_id: Uuid::from_u128(id as u128),
-                event_type: EventType::OrderPaid,
-                order_id: id * 10,
+                event_type: "order.paid".into(),
+                aggregate_id: id * 10,
                 occurred_at: t0(),
                 body: serde_json::json!({"event_id": id}),
             },
         }
     }
 
-    fn relay(store: MockOutboxStore, platform: MockDataPlatform, max_attempts: u32) -> OutboxRelay {
+    fn relay(store: MockOutboxStore, platform: MockDestination, max_attempts: u32) -> OutboxRelay {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(t0());
         let mut random = MockRandomness::new();
@@ -468,16 +310,18 @@ mod tests {
             .returning(|_, _, _| Ok(vec![claim(1, 0)]));
         store
             .expect_mark_delivered()
-            .withf(|c, now| c.id == 1 && *now == t0())
+            .withf(|c, a, now| {
+                c.id == 1 && *now == t0() && a.status_code == Some(200) && a.error.is_none()
+            })
             .times(1)
-            .returning(|_, _| Ok(true));
+            .returning(|_, _, _| Ok(true));
         store.expect_mark_failed().never();
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform
             .expect_deliver()
             .withf(|e| e.event_id == Uuid::from_u128(1))
             .times(1)
-            .returning(|_| Ok(()));
+            .returning(|_| ok());
         let report = relay(store, platform, 5).relay_batch().await.unwrap();
         assert_eq!((report.claimed, report.delivered), (1, 1));
         assert!(report.failures.is_empty());
@@ -493,15 +337,16 @@ mod tests {
         store.expect_mark_delivered().never();
         store
             .expect_mark_failed()
-            .withf(|c, error, next, _| {
+            .withf(|c, attempt, next, _| {
                 // second failure: ceiling 2 s, fixed half 1 s, random 0
                 c.id == 2
-                    && error.contains("503")
+                    && attempt.status_code == Some(503)
+                    && attempt.error.as_deref().is_some_and(|e| e.contains("503"))
                     && *next == AfterFailure::RetryAt(t0() + chrono::Duration::seconds(1))
             })
             .times(1)
             .returning(|_, _, _, _| Ok(true));
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform
             .expect_deliver()
             .returning(|_| Err(DeliveryError::Rejected { status: 503 }));
@@ -521,7 +366,7 @@ mod tests {
             .withf(|_, _, next, now| *next == AfterFailure::Dead && *now == t0())
             .times(1)
             .returning(|_, _, _, _| Ok(true));
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform
             .expect_deliver()
             .returning(|_| Err(DeliveryError::Unreachable("timed out".into())));
@@ -535,12 +380,12 @@ mod tests {
         store
             .expect_claim_due()
             .returning(|_, _, _| Ok(vec![claim(4, 0), claim(5, 0)]));
-        store.expect_mark_delivered().returning(|_, _| Ok(false));
+        store.expect_mark_delivered().returning(|_, _, _| Ok(false));
         store.expect_mark_failed().returning(|_, _, _, _| Ok(false));
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform.expect_deliver().returning(|e| {
-            if e.order_id == 40 {
-                Ok(())
+            if e.aggregate_id == 40 {
+                ok()
             } else {
                 Err(DeliveryError::Rejected { status: 500 })
             }
@@ -561,7 +406,7 @@ mod tests {
     async fn nothing_due_means_no_delivery() {
         let mut store = MockOutboxStore::new();
         store.expect_claim_due().returning(|_, _, _| Ok(vec![]));
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform.expect_deliver().never();
         let report = relay(store, platform, 5).relay_batch().await.unwrap();
         assert_eq!(report, BatchReport::default());
@@ -576,15 +421,15 @@ mod tests {
         store
             .expect_claim_due()
             .returning(|_, _, _| Ok(vec![claim(6, 0), claim(7, 0)]));
-        store.expect_mark_delivered().times(2).returning(|c, _| {
+        store.expect_mark_delivered().times(2).returning(|c, _, _| {
             if c.id == 6 {
                 Err(anyhow::anyhow!("connection lost"))
             } else {
                 Ok(true)
             }
         });
-        let mut platform = MockDataPlatform::new();
-        platform.expect_deliver().times(2).returning(|_| Ok(()));
+        let mut platform = MockDestination::new();
+        platform.expect_deliver().times(2).returning(|_| ok());
         let report = relay(store, platform, 5).relay_batch().await.unwrap();
         assert_eq!(
             (report.claimed, report.delivered, report.unrecorded),
@@ -601,7 +446,7 @@ mod tests {
         store
             .expect_claim_due()
             .returning(|_, _, _| Err(anyhow::anyhow!("database down")));
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform.expect_deliver().never();
         let err = relay(store, platform, 5).relay_batch().await.unwrap_err();
         assert!(format!("{err:#}").contains("database down"));
@@ -626,7 +471,7 @@ mod tests {
         store
             .expect_mark_delivered()
             .times(2)
-            .returning(|c, _| Ok(c.id == 1));
+            .returning(|c, _, _| Ok(c.id == 1));
         store
             .expect_mark_failed()
             .times(3)
@@ -634,12 +479,12 @@ mod tests {
                 5 => Err(anyhow::anyhow!("connection lost")),
                 _ => Ok(true),
             });
-        let mut platform = MockDataPlatform::new();
+        let mut platform = MockDestination::new();
         platform
             .expect_deliver()
             .times(5)
-            .returning(|e| match e.order_id {
-                10 | 40 => Ok(()),
+            .returning(|e| match e.aggregate_id {
+                10 | 40 => ok(),
                 _ => Err(DeliveryError::Rejected { status: 503 }),
             });
         let report = relay(store, platform, 5).relay_batch().await.unwrap();
@@ -657,25 +502,9 @@ mod tests {
         let failed: Vec<(i64, bool)> = report
             .failures
             .iter()
-            .map(|f| (f.order_id, f.recorded))
+            .map(|f| (f.aggregate_id, f.recorded))
             .collect();
         assert_eq!(failed, vec![(20, true), (30, true), (50, false)]);
         assert!(report.record_error.unwrap().contains("connection lost"));
-    }
-
-    #[tokio::test]
-    async fn admin_retry_is_due_now() {
-        let mut store = MockOutboxStore::new();
-        store
-            .expect_retry_dead()
-            .withf(|id, now| *id == Uuid::from_u128(9) && *now == t0())
-            .returning(|id, _| Err(RetryEventError::NotFound(id)));
-        let mut clock = MockClock::new();
-        clock.expect_now().return_const(t0());
-        let admin = OutboxAdmin::new(Arc::new(store), Arc::new(clock));
-        assert!(matches!(
-            admin.retry(Uuid::from_u128(9)).await,
-            Err(RetryEventError::NotFound(_))
-        ));
     }
 }
