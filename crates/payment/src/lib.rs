@@ -9,7 +9,7 @@
 //! - money given back is never refused, even past the charge limit (it was the user's);
 //! - every payment and every refund writes its history row, also for an amount of 0.
 //!
-//! Why this crate holds decisions and no use case: ADR 0006.
+//! Why this crate holds decisions and no use case: ADR 0008.
 #![warn(missing_docs)]
 
 mod model;

@@ -58,9 +58,8 @@ const CONTRACT: &[(&str, &str)] = &[
 /// Routes and codes API.md has grown that are not built yet, each with the issue that
 /// brings it. main stays green while the contract lands in pieces; the lists empty as
 /// they land (a pending entry that gets built fails `nothing_pending_is_already_built`).
-const PENDING_ROUTES: &[(&str, &str, &str)] = &[
-    ("PATCH", "/api/v1/admin/products/{}", "#11 drops"),
-];
+const PENDING_ROUTES: &[(&str, &str, &str)] =
+    &[("PATCH", "/api/v1/admin/products/{}", "#11 drops")];
 
 /// Codes API.md names that no built route emits yet, with the issue that brings each.
 const PENDING_CODES: &[(&str, &str)] = &[("PURCHASE_LIMIT_EXCEEDED", "#11 drops")];
