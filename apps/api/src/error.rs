@@ -126,6 +126,9 @@ problem_codes! {
     ProductNotFound = "PRODUCT_NOT_FOUND",
     /// 409: not enough stock (`product_ids` names the products).
     OutOfStock = "OUT_OF_STOCK",
+    /// 409: the order would take the user past the purchase limit (`max_per_user`) of
+    /// these products (`product_ids`); nothing changed.
+    PurchaseLimitExceeded = "PURCHASE_LIMIT_EXCEEDED",
     /// 422: the balance would pass 1,000,000,000 won.
     BalanceLimitExceeded = "BALANCE_LIMIT_EXCEEDED",
     /// 402: the payment gateway declined the charge; the balance is unchanged.

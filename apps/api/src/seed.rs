@@ -117,6 +117,7 @@ async fn seed_products(pool: &PgPool) -> anyhow::Result<Vec<String>> {
                 name: ProductName::try_from(name.to_string())?,
                 price: Price::try_from(price)?,
                 stock: StockLevel::try_from(units)?,
+                max_per_user: None,
             })
             .await?;
         added.push(format!(

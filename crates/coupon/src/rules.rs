@@ -183,9 +183,52 @@ pub fn coupon_issued_message(coupon: &Coupon) -> String {
     )
 }
 
+/// How many slots a coupon's units are split over: concurrent first-come-first-served
+/// issues take from different slots instead of queueing on one counter (ADR 0009).
+pub const SLOTS: i16 = 8;
+
+/// One slot of a coupon's units, as a new coupon starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IssueSlot {
+    /// Which slot, 0..[`SLOTS`].
+    pub index: i16,
+    /// Owners this slot gave out.
+    pub issued: u64,
+    /// Units it may still give (`None`: unlimited).
+    pub remaining: Option<u64>,
+}
+
+/// The slots of a new coupon with `issued` owners already (its `issue_to`): they are
+/// counted in slot 0; what is left of `total` (none for an unlimited coupon) is spread
+/// evenly, the first slots taking the remainder. The slots never give out more than
+/// `total` in all.
+pub fn initial_issue_slots(total: Option<kernel::Quantity>, issued: u64) -> Vec<IssueSlot> {
+    let left = total.map(|t| u64::from(t.get()).saturating_sub(issued));
+    let n = SLOTS as u64;
+    (0..SLOTS)
+        .map(|index| IssueSlot {
+            index,
+            issued: if index == 0 { issued } else { 0 },
+            remaining: left.map(|l| l / n + u64::from((index as u64) < l % n)),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Invariant: a coupon's slots never give out more than its total, issue_to included.
+    #[test]
+    fn a_new_coupons_slots_hold_exactly_what_is_left() {
+        let slots = initial_issue_slots(Some(kernel::Quantity::try_from(100).unwrap()), 3);
+        assert_eq!(slots.len(), SLOTS as usize);
+        assert_eq!(slots.iter().map(|s| s.issued).sum::<u64>(), 3);
+        assert_eq!(slots.iter().map(|s| s.remaining.unwrap()).sum::<u64>(), 97);
+        assert!(initial_issue_slots(None, 5)
+            .iter()
+            .all(|s| s.remaining.is_none()));
+    }
     use crate::model::*;
     use chrono::{Duration, TimeZone};
     use kernel::{CouponId, Quantity};

@@ -14,7 +14,7 @@ use kernel::{Actor, Money, OrderId, ProductId, RefundId, Timestamp};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
-/// A product as its store read it under lock when an order is placed.
+/// A product as its store read it when an order is placed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductSnapshot {
     /// The product.
@@ -23,8 +23,16 @@ pub struct ProductSnapshot {
     pub name: String,
     /// Its price now (the order keeps it).
     pub price: Money,
-    /// Units available to order now.
-    pub stock: i64,
+    /// The slots of its stock this order holds (locked): enough to cover the ordered
+    /// quantity when the product has that many units in all, otherwise every slot (so
+    /// their sum is the product's exact stock and a refusal is exact).
+    pub slots: Vec<stock::Slot>,
+    /// Its purchase limit, if any.
+    pub max_per_user: Option<stock::PurchaseLimit>,
+    /// With a limit: the units of it the ordering user holds in PENDING and PAID
+    /// orders, refunded units left out (read under a lock that serialises the user's
+    /// orders); 0 without a limit.
+    pub held: i64,
 }
 
 /// The coupon an order asks to use, as its store read it.
@@ -62,6 +70,9 @@ pub struct OrderSnapshot {
     pub order: Order,
     /// The row id of the user coupon this order uses, if any (locked).
     pub user_coupon_id: Option<i64>,
+    /// For each product of the order, one slot of its stock (locked), into which units
+    /// given back go.
+    pub slots: Vec<(ProductId, stock::Slot)>,
     /// The owner's balance (locked); `None` when the owner has no balance row.
     pub balance: Option<Money>,
     /// The id a new payment gets (allocated by the store).
@@ -92,11 +103,14 @@ pub enum OrderWrite {
     },
 }
 
-/// Units taken from (negative) or given back to (positive) a product's stock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Units taken from (negative) or given back to (positive) one slot of a product's
+/// stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct StockChange {
     /// The product.
     pub product_id: ProductId,
+    /// The slot.
+    pub slot: i16,
     /// The signed change.
     pub delta: i64,
 }
@@ -139,7 +153,7 @@ pub struct OrderPlan {
     pub order: Order,
     /// Insert or update the order row.
     pub write: OrderWrite,
-    /// Stock taken or given back, ascending product id.
+    /// Stock taken or given back, ascending (product, slot).
     pub stock: Vec<StockChange>,
     /// The coupon used or restored.
     pub coupon: Option<CouponChange>,
@@ -172,6 +186,28 @@ fn event(
         ),
         None => OutboundEvent::new(moment.event_id, kind, order.id.get(), moment.now, body),
     })
+}
+
+/// Units given back to the slot the snapshot holds for each product.
+fn give_back(
+    snapshot: &OrderSnapshot,
+    units: impl Iterator<Item = (ProductId, i64)>,
+) -> Result<Vec<StockChange>, String> {
+    units
+        .map(|(product_id, quantity)| {
+            let (_, slot) = snapshot
+                .slots
+                .iter()
+                .find(|(p, _)| *p == product_id)
+                .ok_or_else(|| format!("no slot of product {product_id} held"))?;
+            let change = stock::give_back_to_slot(*slot, quantity);
+            Ok(StockChange {
+                product_id,
+                slot: change.index,
+                delta: change.delta,
+            })
+        })
+        .collect()
 }
 
 fn unexpected<E: From<anyhow::Error>>(what: impl std::fmt::Display) -> E {
@@ -214,6 +250,35 @@ pub fn plan_place(
             lines
         }
     };
+    let missing: Vec<ProductId> = {
+        let mut ids: Vec<ProductId> = lines
+            .iter()
+            .map(|l| l.product_id)
+            .filter(|id| !snapshot.products.iter().any(|p| p.id == *id))
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    };
+    if !missing.is_empty() {
+        return Err(PlaceOrderError::ProductNotFound {
+            product_ids: missing,
+        });
+    }
+    let mut over_limit: Vec<ProductId> = lines
+        .iter()
+        .filter_map(|l| {
+            let p = snapshot.products.iter().find(|p| p.id == l.product_id)?;
+            let limit = p.max_per_user?;
+            (p.held + i64::from(l.quantity.get()) > limit.get()).then_some(p.id)
+        })
+        .collect();
+    if !over_limit.is_empty() {
+        over_limit.sort();
+        return Err(PlaceOrderError::PurchaseLimitExceeded {
+            product_ids: over_limit,
+        });
+    }
     let reserve: Vec<stock::ReserveLine> = lines
         .iter()
         .map(|l| stock::ReserveLine {
@@ -226,7 +291,7 @@ pub fn plan_place(
         .iter()
         .map(|p| stock::Available {
             product_id: p.id,
-            stock: p.stock,
+            stock: stock::units_in(&p.slots),
         })
         .collect();
     let reservation = stock::plan_reservation(&reserve, &available).map_err(|e| match e {
@@ -288,13 +353,22 @@ pub fn plan_place(
         refunds: Vec::new(),
         refunded_total: Money::ZERO,
     };
-    let stock = reservation
-        .iter()
-        .map(|r| StockChange {
+    let mut stock = Vec::new();
+    for r in &reservation {
+        let product = snapshot
+            .products
+            .iter()
+            .find(|p| p.id == r.product_id)
+            .ok_or_else(|| unexpected::<PlaceOrderError>("a reserved product not read"))?;
+        let taken = stock::take_from_slots(&product.slots, r.quantity).ok_or_else(|| {
+            unexpected::<PlaceOrderError>("the held slots do not cover a reservation")
+        })?;
+        stock.extend(taken.into_iter().map(|c| StockChange {
             product_id: r.product_id,
-            delta: -r.quantity,
-        })
-        .collect();
+            slot: c.index,
+            delta: c.delta,
+        }));
+    }
     let mut plan = OrderPlan {
         at: moment.now,
         order: order.clone(),
@@ -421,16 +495,16 @@ pub fn plan_cancel(
     order.status = OrderStatus::Cancelled;
     order.cancelled_at = Some(moment.now);
     order.cancel_reason = Some(reason);
-    let mut stock: Vec<StockChange> = order
-        .unrefunded()
-        .into_iter()
-        .filter(|(_, units)| *units > 0)
-        .map(|(product_id, units)| StockChange {
-            product_id,
-            delta: i64::from(units),
-        })
-        .collect();
-    stock.sort_by_key(|c| c.product_id);
+    let mut stock = give_back(
+        snapshot,
+        order
+            .unrefunded()
+            .into_iter()
+            .filter(|(_, units)| *units > 0)
+            .map(|(p, u)| (p, i64::from(u))),
+    )
+    .map_err(unexpected::<CancelOrderError>)?;
+    stock.sort();
     let coupon = snapshot
         .user_coupon_id
         .map(|user_coupon_id| CouponChange::Restore { user_coupon_id });
@@ -631,6 +705,15 @@ pub fn plan_refund(
     }
     let paid_at = current.paid_at.unwrap_or(moment.now);
     let sales = sold(&order, paid_at);
+    let mut stock = give_back(
+        snapshot,
+        request
+            .items()
+            .iter()
+            .map(|i| (i.product_id, i64::from(i.quantity.get()))),
+    )
+    .map_err(unexpected::<RefundOrderError>)?;
+    stock.sort();
     let event = event(moment, EventType::OrderRefunded, &order, Some(&refund))
         .map_err(unexpected::<RefundOrderError>)?;
     Ok(OrderPlan {
@@ -638,14 +721,7 @@ pub fn plan_refund(
         write: OrderWrite::Update {
             from: current.status,
         },
-        stock: request
-            .items()
-            .iter()
-            .map(|i| StockChange {
-                product_id: i.product_id,
-                delta: i64::from(i.quantity.get()),
-            })
-            .collect(),
+        stock,
         coupon: None,
         balance: Some(change),
         refund: Some(refund),

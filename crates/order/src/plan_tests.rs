@@ -46,7 +46,12 @@ fn product(id: i64, price: i64, stock: i64) -> ProductSnapshot {
         id: pid(id),
         name: format!("p{id}"),
         price: m(price),
-        stock,
+        slots: vec![stock::Slot {
+            index: 0,
+            units: stock,
+        }],
+        max_per_user: None,
+        held: 0,
     }
 }
 fn moment(min: u32) -> Moment {
@@ -123,10 +128,12 @@ fn placing_prices_the_lines_reserves_stock_and_saves_pending() {
         vec![
             StockChange {
                 product_id: pid(1),
+                slot: 0,
                 delta: -1
             },
             StockChange {
                 product_id: pid(2),
+                slot: 0,
                 delta: -3
             }
         ]
@@ -155,6 +162,63 @@ fn placing_names_every_unknown_product_before_any_short_one() {
     assert!(
         matches!(err, Err(PlaceOrderError::OutOfStock { product_ids }) if product_ids == vec![pid(1), pid(3)])
     );
+}
+
+#[test]
+fn a_limited_product_refuses_what_would_pass_the_users_limit() {
+    let mut limited = product(1, 1_000, 50);
+    limited.max_per_user = Some(stock::PurchaseLimit::try_from(3).unwrap());
+    limited.held = 2;
+    let snap = snapshot(vec![limited]);
+    assert!(plan_place(
+        &place(vec![line(1, 1)], None, false),
+        &snap,
+        moment(1),
+        t(16)
+    )
+    .is_ok());
+    let err = plan_place(
+        &place(vec![line(1, 2)], None, false),
+        &snap,
+        moment(1),
+        t(16),
+    );
+    assert!(
+        matches!(err, Err(PlaceOrderError::PurchaseLimitExceeded { product_ids }) if product_ids == vec![pid(1)])
+    );
+}
+
+#[test]
+fn an_order_combines_the_slots_it_holds() {
+    let mut p = product(1, 100, 0);
+    p.slots = vec![
+        stock::Slot { index: 2, units: 1 },
+        stock::Slot { index: 5, units: 3 },
+    ];
+    let plan = plan_place(
+        &place(vec![line(1, 4)], None, false),
+        &snapshot(vec![p.clone()]),
+        moment(1),
+        t(16),
+    )
+    .unwrap();
+    assert_eq!(
+        plan.stock
+            .iter()
+            .map(|c| (c.slot, c.delta))
+            .collect::<Vec<_>>(),
+        vec![(2, -1), (5, -3)]
+    );
+    // five units: every slot is held and their sum (4) is the exact stock
+    assert!(matches!(
+        plan_place(
+            &place(vec![line(1, 5)], None, false),
+            &snapshot(vec![p]),
+            moment(1),
+            t(16)
+        ),
+        Err(PlaceOrderError::OutOfStock { .. })
+    ));
 }
 
 #[test]
@@ -336,9 +400,15 @@ fn placed(total_lines: Vec<(i64, i64, i64)>, discount: i64) -> Order {
 }
 
 fn order_snapshot(order: Order, balance: Option<i64>) -> OrderSnapshot {
+    let slots = order
+        .items
+        .iter()
+        .map(|l| (l.product_id, stock::Slot { index: 3, units: 0 }))
+        .collect();
     OrderSnapshot {
         order,
         user_coupon_id: None,
+        slots,
         balance: balance.map(m),
         payment_id: 901,
         refund_id: RefundId::try_from(31).unwrap(),
@@ -428,10 +498,12 @@ fn cancelling_a_pending_order_gives_stock_and_coupon_back_and_no_money() {
         vec![
             StockChange {
                 product_id: pid(1),
+                slot: 3,
                 delta: 2
             },
             StockChange {
                 product_id: pid(2),
+                slot: 3,
                 delta: 1
             }
         ]
@@ -529,6 +601,7 @@ fn a_partial_refund_gives_back_its_share_and_the_units() {
         plan.stock,
         vec![StockChange {
             product_id: pid(2),
+            slot: 3,
             delta: 1
         }]
     );
@@ -614,10 +687,12 @@ fn cancelling_after_partial_refunds_returns_only_the_rest() {
         vec![
             StockChange {
                 product_id: pid(1),
+                slot: 3,
                 delta: 1
             },
             StockChange {
                 product_id: pid(2),
+                slot: 3,
                 delta: 2
             }
         ]
@@ -676,7 +751,7 @@ proptest! {
             Ok(plan) => {
                 prop_assert!(short.is_empty());
                 for change in &plan.stock {
-                    let before = snap.products.iter().find(|p| p.id == change.product_id).unwrap().stock;
+                    let before = stock::units_in(&snap.products.iter().find(|p| p.id == change.product_id).unwrap().slots);
                     prop_assert!(before + change.delta >= 0);
                 }
                 let ordered: i64 = lines.iter().map(|(_, n, _)| n).sum();

@@ -20,6 +20,12 @@ pub enum PlaceOrderError {
         /// The short products, ascending id.
         product_ids: Vec<ProductId>,
     },
+    /// The user would hold more units of these products than their `max_per_user`.
+    #[error("the purchase limit of products {product_ids:?} would be passed")]
+    PurchaseLimitExceeded {
+        /// The limited products, ascending id.
+        product_ids: Vec<ProductId>,
+    },
     /// No such coupon.
     #[error("no such coupon")]
     CouponNotFound,

@@ -207,7 +207,12 @@ mod tests {
                 id: ProductId::try_from(1).unwrap(),
                 name: "tea".into(),
                 price: Money::try_from(1_500).unwrap(),
-                stock: 10,
+                slots: vec![stock::Slot {
+                    index: 0,
+                    units: 10,
+                }],
+                max_per_user: None,
+                held: 0,
             }],
             cart: vec![],
             coupon: None,
@@ -305,9 +310,15 @@ mod tests {
     }
 
     fn order_snapshot(order: Order, balance: i64) -> OrderSnapshot {
+        let slots = order
+            .items
+            .iter()
+            .map(|l| (l.product_id, stock::Slot { index: 0, units: 0 }))
+            .collect();
         OrderSnapshot {
             order,
             user_coupon_id: None,
+            slots,
             balance: Some(Money::try_from(balance).unwrap()),
             payment_id: 9,
             refund_id: RefundId::try_from(3).unwrap(),

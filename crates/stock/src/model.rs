@@ -121,22 +121,103 @@ impl TryFrom<i64> for StockDelta {
     }
 }
 
+/// Most units of one product a user may hold at once, when limited.
+pub const MAX_PURCHASE_LIMIT: i64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("max_per_user must be between 1 and {MAX_PURCHASE_LIMIT}, got {0}")]
+pub struct PurchaseLimitError(pub i64);
+
+/// A purchase limit for drops: the most units of a product one user may hold in orders
+/// that are PENDING or PAID (refunded units no longer count). 1..=1000.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PurchaseLimit(u16);
+
+impl PurchaseLimit {
+    /// The limit in units.
+    pub const fn get(self) -> i64 {
+        self.0 as i64
+    }
+}
+
+impl TryFrom<i64> for PurchaseLimit {
+    type Error = PurchaseLimitError;
+    fn try_from(value: i64) -> Result<Self, PurchaseLimitError> {
+        if (1..=MAX_PURCHASE_LIMIT).contains(&value) {
+            Ok(PurchaseLimit(value as u16))
+        } else {
+            Err(PurchaseLimitError(value))
+        }
+    }
+}
+
 /// A product to add to the catalogue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewProduct {
+    /// Its name.
     pub name: ProductName,
+    /// Its price.
     pub price: Price,
+    /// Units available at first.
     pub stock: StockLevel,
+    /// The purchase limit, if any.
+    pub max_per_user: Option<PurchaseLimit>,
 }
 
-/// A product as stored. `stock` is the number available to order now (never negative).
+/// What an admin changes on a product (`PATCH`): each field given is set; the stock is
+/// not among them (restocks and write-offs are their own use case).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductChanges {
+    /// A new name.
+    pub name: Option<ProductName>,
+    /// A new price (placed orders keep the prices they were placed at).
+    pub price: Option<Price>,
+    /// A new limit (`Some(None)` removes it).
+    pub max_per_user: Option<Option<PurchaseLimit>>,
+}
+
+/// A product as stored. `stock` is the number available to order now (never negative):
+/// the exact sum of its slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Product {
+    /// Its id.
     pub id: ProductId,
+    /// Its name.
     pub name: String,
+    /// Its price now.
     pub price: Money,
+    /// Units available to order now.
     pub stock: i64,
+    /// The purchase limit, if any.
+    pub max_per_user: Option<PurchaseLimit>,
+    /// When it was added.
     pub created_at: Timestamp,
+    /// When an admin last changed it (name, price, limit, restock, write-off).
+    pub updated_at: Timestamp,
+}
+
+/// How many slots a product's stock is split over. Concurrent buyers of one product
+/// take units from different slots, so a drop does not queue every buyer behind one
+/// row (ADR 0009). Every product has this many; a product with less stock than slots
+/// leaves some empty.
+pub const SLOTS: i16 = 8;
+
+/// One slot of a product's stock: some of its units, lockable on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Slot {
+    /// Which slot, 0..[`SLOTS`].
+    pub index: i16,
+    /// Units in it.
+    pub units: i64,
+}
+
+/// Units added to (positive) or taken from (negative) one slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SlotChange {
+    /// Which slot.
+    pub index: i16,
+    /// The signed change.
+    pub delta: i64,
 }
 
 /// One line of a reservation: take `quantity` units of `product_id`.

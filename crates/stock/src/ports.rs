@@ -1,44 +1,55 @@
-//! The port of the stock domain. Adapters implement it; the service (and the order
-//! flow) use it.
+//! The port of the stock domain. Adapters implement it; the service uses it. (Orders
+//! take and give back stock inside their own use cases: see `order::OrderStore`.)
 
 use crate::model::*;
-use crate::rules::{AdjustRuleError, ReserveError};
+use crate::rules::AdjustRuleError;
 use async_trait::async_trait;
 use kernel::{Page, PageRequest, ProductId, Timestamp};
 
-/// Why an admin stock change failed.
+/// Why an admin stock change failed. Nothing changed.
 #[derive(Debug, thiserror::Error)]
 pub enum AdjustStockError {
+    /// No such product.
     #[error("no product {0}")]
     NotFound(ProductId),
+    /// The rule refused (below zero, above the maximum).
     #[error(transparent)]
     Refused(#[from] AdjustRuleError),
+    /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Why a reservation failed. On any error nothing is reserved.
+/// Why a product could not be changed. Nothing changed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReserveStockError {
-    #[error(transparent)]
-    Refused(#[from] ReserveError),
+pub enum UpdateProductError {
+    /// No such product.
+    #[error("no product {0}")]
+    NotFound(ProductId),
+    /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Products and their stock.
+/// The decision a store calls for an admin stock change, with every slot of the
+/// product held (normally [`crate::plan_adjust`] with the delta).
+pub type AdjustDecision =
+    Box<dyn FnOnce(&[Slot]) -> Result<Vec<SlotChange>, AdjustRuleError> + Send>;
+
+/// Products and their stock, held in [`SLOTS`] slots per product.
 ///
 /// Guarantees every implementation MUST keep, under any number of concurrent callers
 /// across processes sharing the store:
-/// - a product's stock never goes below zero (held by the rule *and* by the store
-///   itself, e.g. a CHECK constraint plus a conditional update);
-/// - the rows of a multi-product change are locked in ascending product id, so
-///   concurrent reservations touching the same products in any order cannot deadlock;
-/// - quantities of a product repeated in the lines are summed before checking.
+/// - no slot, so no product's stock, ever goes below zero (a slot may pass
+///   [`MAX_STOCK`] only by units given back);
+/// - a product's `stock` is the exact sum of its slots, whatever runs concurrently;
+/// - an admin change holds every slot of the product (so it never races a buyer's
+///   units) and applies all of the decision or nothing.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait StockStore: Send + Sync {
-    /// Adds a product with its initial stock, stamped `now`; returns it with its new id.
+    /// Adds a product, its stock spread over its slots by [`crate::initial_slots`],
+    /// stamped `now`; returns it with its new id.
     async fn create(&self, product: NewProduct, now: Timestamp) -> anyhow::Result<Product>;
 
     /// The product, or `None` if there is no such product.
@@ -47,19 +58,21 @@ pub trait StockStore: Send + Sync {
     /// Products in ascending id; `page.after()` is the id to continue after.
     async fn list(&self, page: PageRequest) -> anyhow::Result<Page<Product>>;
 
-    /// Restocks (positive delta) or writes off (negative delta).
-    /// MUST decide with [`crate::apply_delta`] on the stock read under a row lock and
-    /// MUST NOT let the stock go below zero.
-    async fn adjust(&self, id: ProductId, delta: StockDelta) -> Result<Product, AdjustStockError>;
+    /// Changes name, price and limit as given, stamped `now` (nothing given: changes
+    /// nothing, not even `updated_at`).
+    async fn update(
+        &self,
+        id: ProductId,
+        changes: ProductChanges,
+        now: Timestamp,
+    ) -> Result<Product, UpdateProductError>;
 
-    /// Reserves every line or nothing, in one transaction.
-    /// MUST lock the lines' products in ascending id, decide with
-    /// [`crate::plan_reservation`] (repeated products summed; every unknown product
-    /// named, before every short product), and MUST NOT let any stock go below zero.
-    /// Returns the reserved products (stock after the reservation), ascending id.
-    async fn reserve(&self, lines: &[ReserveLine]) -> Result<Vec<Product>, ReserveStockError>;
-
-    /// Returns the lines' quantities to stock (a cancelled or expired reservation), in
-    /// one transaction, locking in ascending id. Unknown products are ignored.
-    async fn release(&self, lines: &[ReserveLine]) -> anyhow::Result<()>;
+    /// Restocks or writes off: MUST hold every slot of the product (ascending index),
+    /// call `decide` with them, and write its changes (stamped `now`), all or nothing.
+    async fn adjust(
+        &self,
+        id: ProductId,
+        decide: AdjustDecision,
+        now: Timestamp,
+    ) -> Result<Product, AdjustStockError>;
 }

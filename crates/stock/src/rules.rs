@@ -1,7 +1,7 @@
 //! Pure stock rules. Adapters call them on rows they hold locked, so the decision and
 //! the write happen in one transaction; the schema guards the same invariants again.
 
-use crate::model::{Available, ReserveLine, StockDelta, MAX_STOCK};
+use crate::model::{Available, ReserveLine, Slot, SlotChange, StockDelta, MAX_STOCK, SLOTS};
 use kernel::ProductId;
 use std::collections::BTreeMap;
 
@@ -109,6 +109,85 @@ pub fn apply_delta(stock: i64, delta: StockDelta) -> Result<i64, AdjustRuleError
     } else {
         Ok(after)
     }
+}
+
+/// How a new product's stock is spread over its [`SLOTS`] slots: evenly, the first
+/// slots taking the remainder.
+pub fn initial_slots(stock: i64) -> Vec<Slot> {
+    let n = i64::from(SLOTS);
+    (0..SLOTS)
+        .map(|index| Slot {
+            index,
+            units: stock / n + i64::from(i64::from(index) < stock % n),
+        })
+        .collect()
+}
+
+/// The units in these slots.
+pub fn units_in(slots: &[Slot]) -> i64 {
+    slots.iter().map(|s| s.units).sum()
+}
+
+/// Takes `quantity` units from the held `slots`, the fullest first (so a buyer leaves
+/// as few slots empty as it can), or `None` when they hold fewer. Never takes a slot
+/// below zero.
+pub fn take_from_slots(slots: &[Slot], quantity: i64) -> Option<Vec<SlotChange>> {
+    if quantity <= 0 || units_in(slots) < quantity {
+        return (quantity == 0).then(Vec::new);
+    }
+    let mut order: Vec<&Slot> = slots.iter().filter(|s| s.units > 0).collect();
+    order.sort_by(|a, b| b.units.cmp(&a.units).then(a.index.cmp(&b.index)));
+    let mut left = quantity;
+    let mut changes = Vec::new();
+    for slot in order {
+        if left == 0 {
+            break;
+        }
+        let take = slot.units.min(left);
+        left -= take;
+        changes.push(SlotChange {
+            index: slot.index,
+            delta: -take,
+        });
+    }
+    changes.sort();
+    Some(changes)
+}
+
+/// Gives `quantity` units back into the held slot (a cancellation, an expiry, a
+/// refund). Never refused: a stock may pass [`MAX_STOCK`] this way (API.md).
+pub fn give_back_to_slot(slot: Slot, quantity: i64) -> SlotChange {
+    SlotChange {
+        index: slot.index,
+        delta: quantity,
+    }
+}
+
+/// An admin restock or write-off over every slot of the product (all held): the rule
+/// of [`apply_delta`] on their sum; a restock is spread evenly over the slots (the
+/// first slots taking the remainder), a write-off takes from the fullest first.
+pub fn plan_adjust(slots: &[Slot], delta: StockDelta) -> Result<Vec<SlotChange>, AdjustRuleError> {
+    let stock = units_in(slots);
+    apply_delta(stock, delta)?;
+    let d = delta.get();
+    if d < 0 {
+        return take_from_slots(slots, -d).ok_or(AdjustRuleError::BelowZero { stock, delta: d });
+    }
+    let mut ordered: Vec<&Slot> = slots.iter().collect();
+    ordered.sort();
+    let n = ordered.len() as i64;
+    if n == 0 {
+        return Err(AdjustRuleError::AboveMax { stock, delta: d });
+    }
+    Ok(ordered
+        .iter()
+        .enumerate()
+        .map(|(i, s)| SlotChange {
+            index: s.index,
+            delta: d / n + i64::from((i as i64) < d % n),
+        })
+        .filter(|c| c.delta > 0)
+        .collect())
 }
 
 #[cfg(test)]
@@ -279,7 +358,97 @@ mod tests {
         }
     }
 
+    fn slots(units: &[i64]) -> Vec<Slot> {
+        units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| Slot {
+                index: i as i16,
+                units: *u,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_new_product_is_spread_evenly_over_its_slots() {
+        let s = initial_slots(19);
+        assert_eq!(s.len(), SLOTS as usize);
+        assert_eq!(units_in(&s), 19);
+        assert!(s.iter().all(|x| x.units == 2 || x.units == 3));
+        assert_eq!(units_in(&initial_slots(0)), 0);
+    }
+
+    #[test]
+    fn taking_combines_slots_fullest_first_and_refuses_what_is_not_there() {
+        assert_eq!(
+            take_from_slots(&slots(&[1, 5, 2]), 6),
+            Some(vec![
+                SlotChange {
+                    index: 1,
+                    delta: -5
+                },
+                SlotChange {
+                    index: 2,
+                    delta: -1
+                }
+            ])
+        );
+        assert_eq!(take_from_slots(&slots(&[1, 5, 2]), 9), None);
+        assert_eq!(take_from_slots(&slots(&[3]), 0), Some(vec![]));
+    }
+
+    #[test]
+    fn admin_changes_follow_the_rule_on_the_sum_of_the_slots() {
+        let restock = plan_adjust(&slots(&[0, 10, 3]), delta(7)).unwrap();
+        assert_eq!(restock.iter().map(|c| c.delta).sum::<i64>(), 7);
+        let write_off = plan_adjust(&slots(&[0, 10, 3]), delta(-12)).unwrap();
+        assert_eq!(write_off.iter().map(|c| c.delta).sum::<i64>(), -12);
+        assert!(matches!(
+            plan_adjust(&slots(&[0, 10, 3]), delta(-14)),
+            Err(AdjustRuleError::BelowZero { stock: 13, .. })
+        ));
+        assert!(matches!(
+            plan_adjust(&slots(&[MAX_STOCK]), delta(1)),
+            Err(AdjustRuleError::AboveMax { .. })
+        ));
+        // above the cap (stock given back) a write-off is still allowed
+        assert!(plan_adjust(&slots(&[MAX_STOCK, 5]), delta(-1)).is_ok());
+    }
+
     proptest! {
+        // Invariant: taking from slots never takes a slot below zero, takes exactly the
+        // quantity, and refuses exactly when the slots hold fewer units.
+        #[test]
+        fn slots_are_never_overdrawn(units in proptest::collection::vec(0i64..50, 1..=8), q in 0i64..200) {
+            let held = slots(&units);
+            match take_from_slots(&held, q) {
+                Some(changes) => {
+                    prop_assert_eq!(-changes.iter().map(|c| c.delta).sum::<i64>(), q);
+                    for c in &changes {
+                        let before = held.iter().find(|s| s.index == c.index).unwrap().units;
+                        prop_assert!(before + c.delta >= 0);
+                    }
+                }
+                None => prop_assert!(units.iter().sum::<i64>() < q),
+            }
+        }
+
+        // Invariant: an admin change moves the sum exactly by the delta or is refused.
+        #[test]
+        fn admin_changes_move_the_sum_exactly(units in proptest::collection::vec(0i64..1000, 1..=8), d in -5000i64..5000) {
+            prop_assume!(d != 0);
+            let held = slots(&units);
+            if let Ok(changes) = plan_adjust(&held, delta(d)) {
+                prop_assert_eq!(changes.iter().map(|c| c.delta).sum::<i64>(), d);
+                for c in &changes {
+                    let before = held.iter().find(|s| s.index == c.index).unwrap().units;
+                    prop_assert!(before + c.delta >= 0);
+                }
+            } else {
+                prop_assert!(units.iter().sum::<i64>() + d < 0);
+            }
+        }
+
         // Invariant: any sequence of reservations and releases never takes a product
         // below zero, and releasing every reservation still held restores the start.
         #[test]

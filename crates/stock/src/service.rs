@@ -39,38 +39,39 @@ impl StockService {
         self.store.list(page).await
     }
 
-    /// Restock (positive) or write-off (negative); the stock never goes below zero.
+    /// Restock (positive) or write-off (negative) over the product's slots
+    /// ([`crate::plan_adjust`]); the stock never goes below zero, a restock never takes
+    /// it past [`MAX_STOCK`].
     pub async fn adjust_stock(
         &self,
         id: ProductId,
         delta: StockDelta,
     ) -> Result<Product, AdjustStockError> {
-        self.store.adjust(id, delta).await
+        self.store
+            .adjust(
+                id,
+                Box::new(move |slots| crate::plan_adjust(slots, delta)),
+                self.clock.now(),
+            )
+            .await
     }
 
-    /// Reserves every line or nothing. No lines: nothing to do, the store is not asked.
-    pub async fn reserve(&self, lines: &[ReserveLine]) -> Result<Vec<Product>, ReserveStockError> {
-        if lines.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.store.reserve(lines).await
-    }
-
-    /// Returns reserved quantities to stock. No lines: nothing to do.
-    pub async fn release(&self, lines: &[ReserveLine]) -> anyhow::Result<()> {
-        if lines.is_empty() {
-            return Ok(());
-        }
-        self.store.release(lines).await
+    /// Changes a product's name, price or limit (placed orders keep their prices).
+    pub async fn update_product(
+        &self,
+        id: ProductId,
+        changes: ProductChanges,
+    ) -> Result<Product, UpdateProductError> {
+        self.store.update(id, changes, self.clock.now()).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::{AdjustRuleError, ReserveError};
+    use crate::rules::AdjustRuleError;
     use chrono::TimeZone;
-    use kernel::{FixedClock, Money, Quantity, Timestamp};
+    use kernel::{FixedClock, Money, Timestamp};
     use mockall::predicate::eq;
 
     fn now() -> Timestamp {
@@ -91,14 +92,9 @@ mod tests {
             name: format!("product {id}"),
             price: Money::try_from(1_000).unwrap(),
             stock,
+            max_per_user: None,
             created_at: now(),
-        }
-    }
-
-    fn line(product: i64, quantity: i64) -> ReserveLine {
-        ReserveLine {
-            product_id: pid(product),
-            quantity: Quantity::try_from(quantity).unwrap(),
+            updated_at: now(),
         }
     }
 
@@ -109,6 +105,7 @@ mod tests {
             name: ProductName::try_from("Keyboard".to_string()).unwrap(),
             price: Price::try_from(30_000).unwrap(),
             stock: StockLevel::try_from(5).unwrap(),
+            max_per_user: None,
         };
         store
             .expect_create()
@@ -135,18 +132,19 @@ mod tests {
         assert_eq!(svc.product(pid(5)).await.unwrap(), product(5, 1));
     }
 
+    // The service hands the store the adjust rule for THIS delta: a fake store feeds it
+    // the slots and sees the refusal or the slot changes.
     #[tokio::test]
-    async fn a_refused_write_off_is_reported_as_such() {
+    async fn a_write_off_is_decided_on_the_sum_of_the_slots() {
         let mut store = MockStockStore::new();
         store
             .expect_adjust()
-            .withf(|id, d| *id == pid(1) && d.get() == -9)
-            .times(1)
-            .returning(|_, d| {
-                Err(AdjustStockError::Refused(AdjustRuleError::BelowZero {
-                    stock: 3,
-                    delta: d.get(),
-                }))
+            .withf(|id, _, at| *id == pid(1) && *at == now())
+            .times(2)
+            .returning(|_, decide, _| {
+                let slots = [Slot { index: 0, units: 2 }, Slot { index: 1, units: 1 }];
+                decide(&slots)?;
+                Ok(product(1, 0))
             });
         let svc = StockService::new(Arc::new(store), clock());
         let err = svc
@@ -160,49 +158,25 @@ mod tests {
                 delta: -9
             })
         ));
+        assert!(svc
+            .adjust_stock(pid(1), StockDelta::try_from(-3).unwrap())
+            .await
+            .is_ok());
     }
 
-    // Invariant: a refused reservation comes back with every product named, unchanged.
     #[tokio::test]
-    async fn a_refused_reservation_names_every_short_product() {
+    async fn changes_are_stamped_with_the_clocks_now() {
         let mut store = MockStockStore::new();
         store
-            .expect_reserve()
-            .withf(|lines: &[ReserveLine]| lines == [line(1, 2), line(2, 3)])
+            .expect_update()
+            .withf(|id, c, at| *id == pid(2) && c.price.is_some() && *at == now())
             .times(1)
-            .returning(|_| {
-                Err(ReserveStockError::Refused(ReserveError::OutOfStock {
-                    product_ids: vec![pid(1), pid(2)],
-                }))
-            });
+            .returning(|_, _, _| Ok(product(2, 0)));
         let svc = StockService::new(Arc::new(store), clock());
-        let err = svc.reserve(&[line(1, 2), line(2, 3)]).await.unwrap_err();
-        assert!(matches!(
-            err,
-            ReserveStockError::Refused(ReserveError::OutOfStock { product_ids })
-                if product_ids == vec![pid(1), pid(2)]
-        ));
-    }
-
-    #[tokio::test]
-    async fn reserving_or_releasing_nothing_does_not_touch_the_store() {
-        let mut store = MockStockStore::new();
-        store.expect_reserve().never();
-        store.expect_release().never();
-        let svc = StockService::new(Arc::new(store), clock());
-        assert_eq!(svc.reserve(&[]).await.unwrap(), vec![]);
-        svc.release(&[]).await.unwrap();
-    }
-
-    #[tokio::test]
-    async fn releases_are_passed_to_the_store_whole() {
-        let mut store = MockStockStore::new();
-        store
-            .expect_release()
-            .withf(|lines: &[ReserveLine]| lines == [line(3, 1), line(3, 2)])
-            .times(1)
-            .returning(|_| Ok(()));
-        let svc = StockService::new(Arc::new(store), clock());
-        svc.release(&[line(3, 1), line(3, 2)]).await.unwrap();
+        let changes = ProductChanges {
+            price: Some(Price::try_from(5).unwrap()),
+            ..ProductChanges::default()
+        };
+        svc.update_product(pid(2), changes).await.unwrap();
     }
 }

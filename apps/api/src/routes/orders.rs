@@ -298,6 +298,14 @@ impl From<PlaceOrderError> for ApiError {
         match e {
             PlaceOrderError::ProductNotFound { product_ids } => product_not_found(&product_ids),
             PlaceOrderError::OutOfStock { product_ids } => out_of_stock(&product_ids),
+            PlaceOrderError::PurchaseLimitExceeded { product_ids } => ApiError::conflict(
+                ProblemCode::PurchaseLimitExceeded,
+                "the order would pass the purchase limit (max_per_user) of these products",
+            )
+            .with(
+                "product_ids",
+                product_ids.iter().map(|p| p.get()).collect::<Vec<_>>(),
+            ),
             PlaceOrderError::CouponNotFound => {
                 ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon")
             }

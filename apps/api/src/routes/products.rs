@@ -12,15 +12,26 @@ use actix_web::{web, HttpResponse};
 use kernel::ProductId;
 use serde::{Deserialize, Serialize};
 use stock::{
-    AdjustRuleError, AdjustStockError, NewProduct, Price, Product, ProductError, ProductName,
-    StockDelta, StockLevel,
+    AdjustRuleError, AdjustStockError, NewProduct, Price, Product, ProductChanges, ProductError,
+    ProductName, PurchaseLimit, StockDelta, StockLevel, UpdateProductError,
 };
 use utoipa::ToSchema;
 
 #[derive(utoipa::OpenApi)]
 #[openapi(
-    paths(list_products, get_product, create_product, adjust_stock),
-    components(schemas(ProductView, CreateProductRequest, StockAdjustmentRequest))
+    paths(
+        list_products,
+        get_product,
+        create_product,
+        update_product,
+        adjust_stock
+    ),
+    components(schemas(
+        ProductView,
+        CreateProductRequest,
+        UpdateProductRequest,
+        StockAdjustmentRequest
+    ))
 )]
 pub struct Api;
 
@@ -35,6 +46,7 @@ pub fn routes() -> Vec<RouteSpec> {
         ),
         route(Method::GET, "/products/{id}", get_product),
         route(Method::POST, "/admin/products", create_product),
+        route(Method::PATCH, "/admin/products/{id}", update_product),
         route(Method::POST, "/admin/products/{id}/stock", adjust_stock),
     ]
 }
@@ -48,7 +60,11 @@ pub struct ProductView {
     pub price: i64,
     /// units available to order now
     pub stock: i64,
+    /// the most units one user may hold in PENDING and PAID orders; null: no limit
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_per_user: Option<i64>,
     pub created_at: chrono::DateTime<chrono::Utc>,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl From<Product> for ProductView {
@@ -58,7 +74,9 @@ impl From<Product> for ProductView {
             name: p.name,
             price: p.price.won(),
             stock: p.stock,
+            max_per_user: p.max_per_user.map(|l| l.get()),
             created_at: p.created_at,
+            updated_at: p.updated_at,
         }
     }
 }
@@ -80,6 +98,69 @@ pub struct CreateProductRequest {
     /// initial stock, 0..=1,000,000,000
     #[schema(example = 100, minimum = 0, maximum = 1000000000)]
     pub stock: i64,
+    /// purchase limit per user, 1..=1000; absent or null: no limit
+    #[schema(minimum = 1, maximum = 1000)]
+    pub max_per_user: Option<i64>,
+}
+
+/// A field that may be absent (`None`), null (`Some(None)`) or a value.
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// `PATCH /admin/products/{id}`: any of the fields; an empty object changes nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProductRequest {
+    /// 1..=200 characters, not blank, no control characters
+    #[schema(min_length = 1, max_length = 200)]
+    pub name: Option<String>,
+    /// won per unit, 1..=100,000,000; orders already placed keep their prices
+    #[schema(minimum = 1, maximum = 100000000)]
+    pub price: Option<i64>,
+    /// 1..=1000; null removes the limit
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<i64>, nullable, minimum = 1, maximum = 1000)]
+    pub max_per_user: Option<Option<i64>>,
+}
+
+impl UpdateProductRequest {
+    fn into_changes(self) -> Result<ProductChanges, ApiError> {
+        let mut errors = Vec::new();
+        let name = self.name.and_then(|n| {
+            ProductName::try_from(n)
+                .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
+                .ok()
+        });
+        let price = self.price.and_then(|p| {
+            Price::try_from(p)
+                .map_err(|e| errors.push(FieldError::new("price", e.to_string())))
+                .ok()
+        });
+        let max_per_user = match self.max_per_user {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(l)) => PurchaseLimit::try_from(l)
+                .map(|l| Some(Some(l)))
+                .unwrap_or_else(|e| {
+                    errors.push(FieldError::new("max_per_user", e.to_string()));
+                    None
+                }),
+        };
+        if errors.is_empty() {
+            Ok(ProductChanges {
+                name,
+                price,
+                max_per_user,
+            })
+        } else {
+            Err(ApiError::validation(errors))
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -201,16 +282,59 @@ pub async fn create_product(
     let stock = StockLevel::try_from(body.stock)
         .map_err(|e| errors.push(FieldError::new("stock", e.to_string())))
         .ok();
-    let (Some(name), Some(price), Some(stock)) = (name, price, stock) else {
+    let max_per_user = match body.max_per_user {
+        None => Some(None),
+        Some(l) => PurchaseLimit::try_from(l)
+            .map(Some)
+            .map_err(|e| errors.push(FieldError::new("max_per_user", e.to_string())))
+            .ok(),
+    };
+    let (Some(name), Some(price), Some(stock), Some(max_per_user)) =
+        (name, price, stock, max_per_user)
+    else {
         return Err(ApiError::validation(errors));
     };
     let product = state
         .stock
-        .create_product(NewProduct { name, price, stock })
+        .create_product(NewProduct {
+            name,
+            price,
+            stock,
+            max_per_user,
+        })
         .await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/products/{}", product.id)))
         .json(ProductView::from(product)))
+}
+
+/// Changes a product's name, price or purchase limit (admin); placed orders keep their
+/// prices.
+#[utoipa::path(patch, path = "/api/v1/admin/products/{id}", tag = "products",
+    params(("id" = i64, Path, minimum = 1)),
+    request_body = UpdateProductRequest,
+    responses((status = 200, body = ProductView),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
+              (status = 413, body = Problem), (status = 415, body = Problem),
+              (status = 422, description = "VALIDATION_ERROR naming the fields", body = Problem)),
+    security(("bearer" = [])))]
+pub async fn update_product(
+    _admin: Admin,
+    id: PathId<ProductId>,
+    body: Json<UpdateProductRequest>,
+    state: web::Data<AppState>,
+) -> Result<web::Json<ProductView>, ApiError> {
+    let changes = body.into_inner().into_changes()?;
+    let product = state
+        .stock
+        .update_product(id.0, changes)
+        .await
+        .map_err(|e| match e {
+            UpdateProductError::NotFound(id) => product_not_found(&[id]),
+            UpdateProductError::Unexpected(e) => ApiError::from(e),
+        })?;
+    Ok(web::Json(product.into()))
 }
 
 /// Restocks (positive `delta`) or writes off (negative `delta`) a product (admin).

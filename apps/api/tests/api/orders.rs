@@ -665,6 +665,12 @@ async fn race_for_stock(apps: &[&TestApp]) {
         async move { place(app, user, json!({"user_id": user, "items": [{"product_id": p, "quantity": 1}], "pay_now": true})).await }
     })
     .await;
+    let odd: Vec<_> = replies
+        .iter()
+        .filter(|r| ![201, 409].contains(&r.status.as_u16()))
+        .map(|r| (r.status, r.body.clone()))
+        .collect();
+    assert!(odd.is_empty(), "{odd:?}");
     assert_eq!(count(&replies, 201), 20);
     assert_eq!(count(&replies, 409), 80);
     assert!(replies

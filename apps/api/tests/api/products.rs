@@ -48,8 +48,22 @@ async fn an_admin_creates_a_product_201_with_its_location() {
         chrono::DateTime::parse_from_rfc3339(created_at).is_ok() && created_at.ends_with('Z'),
         "{created_at}"
     );
+    // exactly API.md's Product
     let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
-    assert_eq!(keys.len(), 5, "{keys:?}");
+    assert_eq!(
+        keys,
+        [
+            "created_at",
+            "id",
+            "max_per_user",
+            "name",
+            "price",
+            "stock",
+            "updated_at"
+        ],
+        "{keys:?}"
+    );
+    assert_eq!(r.body["max_per_user"], serde_json::Value::Null);
 
     // the Location answers with the same product, to anyone
     let location = r.header("location").unwrap().to_string();

@@ -1,16 +1,19 @@
 //! Coupons and the users who own them. See `coupon::ports::CouponStore` for the
 //! guarantees; the SQL that keeps them is here.
 //!
-//! - First-come-first-served issuing is ONE statement (`ISSUE_SQL`): it claims a unit
-//!   with a conditional UPDATE (row lock, rechecked after a concurrent commit) and
-//!   records the owner in the same statement. If the owner row conflicts, the unique
-//!   violation aborts the whole statement, so a duplicate never keeps a unit.
+//! - First-come-first-served issuing is ONE statement ([`IssueCoupon`]): it takes a unit
+//!   from one of the coupon's slots (`take_coupon_slot`: one nobody holds, so a drop
+//!   does not queue on one counter row; ADR 0009) with a conditional UPDATE and records
+//!   the owner in the same statement. If the owner row conflicts, the unique violation
+//!   aborts the whole statement, so a duplicate never keeps a unit. `issued_quantity`
+//!   is the sum of the slots (the `coupons` view).
 //! - Using a coupon on an order ([`use_in_tx`]) and restoring it ([`restore_in_tx`])
 //!   run inside the caller's transaction, so the order adapter composes them.
 
 use crate::notification::notify_in_tx;
 use crate::pool::{conn, PgPool};
-use crate::schema::coupon::{coupons, user_coupons};
+use crate::schema::coupon::{coupon_slots, coupons, user_coupons};
+use crate::sql::{sql, Bind, Statement};
 use crate::tx::{valid, TxError};
 use ::coupon::{
     coupon_issued_message, decide_use, issue_refusal, ApplyCouponError, Coupon, CouponName,
@@ -128,28 +131,71 @@ fn corrupt(e: anyhow::Error) -> DieselError {
     DieselError::DeserializationError(e.into())
 }
 
-/// Claims one unit and records the owner, in one statement (one round trip).
-/// `$1` coupon, `$2` user, `$3` now. No row: nothing claimed, nothing written.
-/// The ownership pre-check keeps a repeat from claiming; when two requests of one user
-/// race past it, the second INSERT hits `UNIQUE (coupon_id, user_id)` and the error
-/// undoes the whole statement, its UPDATE included.
-const ISSUE_SQL: &str = "\
-WITH claimed AS (
-    UPDATE coupons
-       SET issued_quantity = issued_quantity + 1
-     WHERE id = $1
-       AND (total_quantity IS NULL OR issued_quantity < total_quantity)
-       AND valid_from <= $3 AND $3 < valid_until
-       AND deactivated_at IS NULL
-       AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $1 AND user_id = $2)
- RETURNING id, name, discount_type, discount_value, min_order_amount, total_quantity,
-           issued_quantity, valid_from, valid_until, max_discount, deactivated_at
+sql!(
+    /// Takes one unit and records the owner, in one statement (one round trip). No row:
+    /// nothing taken, nothing written. The coupon must exist, be in its window, not be
+    /// owned by the user; the slot held must still be open (not deactivated) with room.
+    /// When two requests of one user race past the ownership check, the second INSERT
+    /// hits `UNIQUE (coupon_id, user_id)` and the error undoes the whole statement, its
+    /// UPDATE included. `issued_quantity` answered is the count as of this issue.
+    IssueCoupon,
+    "WITH c AS MATERIALIZED (
+    SELECT * FROM coupons
+     WHERE id = $coupon AND valid_from <= $now AND $now < valid_until
+       AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $coupon AND user_id = $user)
+), s AS MATERIALIZED (
+    SELECT take_coupon_slot($coupon) AS slot FROM c
+), claimed AS (
+    UPDATE coupon_slots
+       SET issued = issued + 1, remaining = remaining - 1
+     WHERE coupon_id = $coupon AND slot = (SELECT slot FROM s)
+       AND open AND (remaining IS NULL OR remaining > 0)
+ RETURNING 1
 ), owned AS (
     INSERT INTO user_coupons (coupon_id, user_id, status, issued_at)
-    SELECT id, $2, 'AVAILABLE', $3 FROM claimed
+    SELECT $coupon, $user, 'AVAILABLE', $now FROM claimed
  RETURNING id AS user_coupon_id, issued_at
 )
-SELECT claimed.*, owned.user_coupon_id, owned.issued_at FROM claimed, owned";
+SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.total_quantity,
+       c.issued_quantity + 1 AS issued_quantity, c.valid_from, c.valid_until, c.max_discount,
+       c.deactivated_at, owned.user_coupon_id, owned.issued_at
+  FROM c, owned"
+);
+
+/// The slots of a new coupon ([`coupon::initial_issue_slots`]).
+async fn write_slots(
+    conn: &mut AsyncPgConnection,
+    coupon: i64,
+    total: Option<Quantity>,
+    issued: u64,
+) -> QueryResult<()> {
+    let slots = ::coupon::initial_issue_slots(total, issued);
+    let rows: Vec<_> = slots
+        .iter()
+        .map(|s| {
+            (
+                coupon_slots::coupon_id.eq(coupon),
+                coupon_slots::slot.eq(s.index),
+                coupon_slots::issued.eq(s.issued as i64),
+                coupon_slots::remaining.eq(s.remaining.map(|r| r as i64)),
+            )
+        })
+        .collect();
+    diesel::insert_into(coupon_slots::table)
+        .values(&rows)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A coupon as it is now in this transaction (its issued count is the slots' sum).
+async fn reread(conn: &mut AsyncPgConnection, id: i64) -> QueryResult<CouponRow> {
+    coupons::table
+        .find(id)
+        .select(CouponRow::as_select())
+        .first(conn)
+        .await
+}
 
 #[derive(QueryableByName)]
 struct IssuedRow {
@@ -256,7 +302,6 @@ impl CouponStore for PgCouponStore {
                         coupons::max_discount.eq(new.discount.cap().map(Money::won)),
                         coupons::min_order_amount.eq(new.min_order_amount.won()),
                         coupons::total_quantity.eq(new.total_quantity.map(i64::from)),
-                        coupons::issued_quantity.eq(0),
                         coupons::valid_from.eq(new.window.from()),
                         coupons::valid_until.eq(new.window.until()),
                         coupons::created_at.eq(now),
@@ -265,7 +310,8 @@ impl CouponStore for PgCouponStore {
                     .get_result(conn)
                     .await?;
                 if new.issue_to().is_empty() {
-                    return Ok(created);
+                    write_slots(conn, created.id, new.total_quantity, 0).await?;
+                    return reread(conn, created.id).await;
                 }
                 // Recipients are distinct and ascending (NewCoupon), so rows are written
                 // in one order; users who already own it are skipped.
@@ -288,14 +334,9 @@ impl CouponStore for PgCouponStore {
                     .returning(user_coupons::user_id)
                     .get_results(conn)
                     .await?;
-                let count = i64::try_from(issued.len())
-                    .map_err(|e| corrupt(anyhow!("issued count: {e}")))?;
-                // CHECK (issued_quantity <= total_quantity) refuses an overflow.
-                let updated: CouponRow = diesel::update(coupons::table.find(created.id))
-                    .set(coupons::issued_quantity.eq(coupons::issued_quantity + count))
-                    .returning(CouponRow::as_returning())
-                    .get_result(conn)
-                    .await?;
+                // NewCoupon checked that the recipients fit in total_quantity
+                write_slots(conn, created.id, new.total_quantity, issued.len() as u64).await?;
+                let updated = reread(conn, created.id).await?;
                 let coupon = Coupon::try_from(updated.clone()).map_err(corrupt)?;
                 let recipients = issued
                     .into_iter()
@@ -331,15 +372,23 @@ impl CouponStore for PgCouponStore {
 
     async fn deactivate(&self, id: CouponId, now: Timestamp) -> anyhow::Result<Option<Coupon>> {
         let mut conn = conn(&self.pool).await?;
-        // One statement: the row lock makes a concurrent issue (whose UPDATE rechecks
-        // `deactivated_at IS NULL` after this commits) refuse; the first deactivation's
+        // Closing every slot waits for the issues holding one; an issue that gets a slot
+        // afterwards re-checks `open` on it and takes nothing. The first deactivation's
         // time is kept.
-        let row: Option<CouponRow> = diesel::update(coupons::table.find(id.get()))
-            .set(coupons::deactivated_at.eq(coalesce(coupons::deactivated_at, now)))
-            .returning(CouponRow::as_returning())
-            .get_result(&mut conn)
+        let row: Option<CouponRow> = conn
+            .transaction::<_, DieselError, _>(async move |conn| {
+                diesel::update(coupon_slots::table.filter(coupon_slots::coupon_id.eq(id.get())))
+                    .set(coupon_slots::open.eq(false))
+                    .execute(conn)
+                    .await?;
+                diesel::update(coupons::table.find(id.get()))
+                    .set(coupons::deactivated_at.eq(coalesce(coupons::deactivated_at, now)))
+                    .returning(CouponRow::as_returning())
+                    .get_result(conn)
+                    .await
+                    .optional()
+            })
             .await
-            .optional()
             .context("deactivating a coupon")?;
         row.map(Coupon::try_from).transpose()
     }
@@ -351,10 +400,10 @@ impl CouponStore for PgCouponStore {
         now: Timestamp,
     ) -> Result<UserCoupon, IssueCouponError> {
         let mut conn = conn(&self.pool).await?;
-        let issued: Result<Option<IssuedRow>, DieselError> = diesel::sql_query(ISSUE_SQL)
-            .bind::<BigInt, _>(coupon.get())
-            .bind::<BigInt, _>(user.get())
-            .bind::<Timestamptz, _>(now)
+        let issued: Result<Option<IssuedRow>, DieselError> = Statement::<IssueCoupon>::new()
+            .bind("coupon", Bind::I64(coupon.get()))
+            .bind("user", Bind::I64(user.get()))
+            .bind("now", Bind::Ts(now))
             .get_result(&mut conn)
             .await
             .optional();

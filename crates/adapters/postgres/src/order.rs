@@ -122,22 +122,23 @@ struct IdRow {
 }
 
 sql!(
-    /// The snapshot of pay, cancel and refund, once the order row is locked: the order, then (when asked) its
-    /// products in ascending id and the coupon it uses, then its owner's balance; reads
-    /// the whole order; allocates a payment or refund id when asked.
+    /// The snapshot of pay, cancel and refund, once the order row is locked: the order,
+    /// then (when asked) one stock slot of each of its products, ascending id (to give
+    /// units back into) and the coupon it uses, then its owner's balance; reads the
+    /// whole order; allocates a payment or refund id when asked.
     LockOrder,
     concat!(
         "WITH o AS MATERIALIZED (
     SELECT * FROM orders WHERE id = $order_id FOR NO KEY UPDATE
-), pr AS MATERIALIZED (
-    SELECT id FROM products
+), held AS MATERIALIZED (
+    SELECT * FROM give_stock_slots(ARRAY(
+        SELECT DISTINCT product_id FROM order_lines WHERE order_id = (SELECT id FROM o)
+         ORDER BY product_id))
      WHERE $lock_products
-       AND id IN (SELECT product_id FROM order_lines WHERE order_id = (SELECT id FROM o))
-     ORDER BY id FOR NO KEY UPDATE
 ), uc AS MATERIALIZED (
     SELECT id FROM user_coupons
      WHERE $lock_coupon AND order_id = (SELECT id FROM o) AND status = 'USED'
-       AND (SELECT count(*) FROM pr) >= 0
+       AND (SELECT count(*) FROM held) >= 0
        FOR NO KEY UPDATE
 ), b AS MATERIALIZED (
     SELECT balance FROM balances
@@ -148,6 +149,9 @@ SELECT ",
         order_columns!(),
         ",
        (SELECT id FROM uc) AS user_coupon_id,
+       ARRAY(SELECT product_id FROM held ORDER BY product_id) AS slot_products,
+       ARRAY(SELECT slot::int8 FROM held ORDER BY product_id) AS slot_indexes,
+       ARRAY(SELECT units FROM held ORDER BY product_id) AS slot_units,
        (SELECT balance FROM b) AS balance,
        CASE WHEN $new_payment THEN nextval('payments_id_seq') ELSE 0 END AS new_payment_id,
        CASE WHEN $new_refund THEN nextval('refunds_id_seq') ELSE 0 END AS new_refund_id
@@ -157,21 +161,36 @@ SELECT ",
 );
 
 sql!(
-    /// The snapshot of placing: the user's cart lines (with `from_cart`), the products of
-    /// the lines locked in ascending id, the user's copy of the coupon locked and its
-    /// definition, the balance locked (with `pay_now`); allocates the order id (and the
-    /// payment id with `pay_now`).
+    /// The snapshot of placing: the user's cart lines (with `from_cart`); slots of the
+    /// lines' products covering the quantities, held by `take_stock_slots` (ascending
+    /// product id); the products' names, prices and limits; with a limited product, the
+    /// units of it the user holds (`held_units`, under a lock on the user); the user's
+    /// copy of the coupon locked and its definition; the balance locked (with
+    /// `pay_now`); the new order id (and payment id with `pay_now`).
     LockPlace,
     "WITH cart AS MATERIALIZED (
     SELECT product_id, quantity::int8 AS quantity FROM cart_items
      WHERE $from_cart AND user_id = $user_id ORDER BY product_id
+), req AS MATERIALIZED (
+    SELECT r.product_id, r.quantity
+      FROM unnest($product_ids::int8[], $quantities::int8[]) AS r(product_id, quantity)
+    UNION ALL
+    SELECT product_id, quantity FROM cart
+), held AS MATERIALIZED (
+    SELECT * FROM take_stock_slots(
+        ARRAY(SELECT product_id FROM req ORDER BY product_id),
+        ARRAY(SELECT quantity FROM req ORDER BY product_id))
 ), p AS MATERIALIZED (
-    SELECT id, name, price, stock FROM products
-     WHERE id = ANY($product_ids) OR id IN (SELECT product_id FROM cart)
-     ORDER BY id FOR NO KEY UPDATE
+    SELECT id, name, price, max_per_user FROM products
+     WHERE id IN (SELECT product_id FROM req) AND (SELECT count(*) FROM held) >= 0
+     ORDER BY id
+), lim AS MATERIALIZED (
+    SELECT * FROM held_units($user_id,
+        ARRAY(SELECT id FROM p WHERE max_per_user IS NOT NULL ORDER BY id))
+     WHERE EXISTS (SELECT 1 FROM p WHERE max_per_user IS NOT NULL)
 ), uc AS MATERIALIZED (
     SELECT id, user_id, status, issued_at, used_at, order_id FROM user_coupons
-     WHERE coupon_id = $coupon_id AND user_id = $user_id AND (SELECT count(*) FROM p) >= 0
+     WHERE coupon_id = $coupon_id AND user_id = $user_id AND (SELECT count(*) FROM lim) >= 0
        FOR NO KEY UPDATE
 ), b AS MATERIALIZED (
     SELECT balance FROM balances
@@ -180,10 +199,15 @@ sql!(
 )
 SELECT ARRAY(SELECT product_id FROM cart) AS cart_products,
        ARRAY(SELECT quantity FROM cart) AS cart_quantities,
-       ARRAY(SELECT id FROM p) AS product_ids,
-       ARRAY(SELECT name FROM p) AS product_names,
-       ARRAY(SELECT price FROM p) AS product_prices,
-       ARRAY(SELECT stock FROM p) AS product_stocks,
+       ARRAY(SELECT id FROM p ORDER BY id) AS product_ids,
+       ARRAY(SELECT name FROM p ORDER BY id) AS product_names,
+       ARRAY(SELECT price FROM p ORDER BY id) AS product_prices,
+       ARRAY(SELECT coalesce(max_per_user, 0)::int8 FROM p ORDER BY id) AS product_limits,
+       ARRAY(SELECT coalesce((SELECT units FROM lim WHERE lim.product_id = p.id), 0)::int8
+               FROM p ORDER BY id) AS product_held,
+       ARRAY(SELECT product_id FROM held ORDER BY product_id, slot) AS slot_products,
+       ARRAY(SELECT slot::int8 FROM held ORDER BY product_id, slot) AS slot_indexes,
+       ARRAY(SELECT units FROM held ORDER BY product_id, slot) AS slot_units,
        uc.id AS uc_id, uc.user_id AS uc_user_id, uc.status AS uc_status,
        uc.issued_at AS uc_issued_at, uc.used_at AS uc_used_at, uc.order_id AS uc_order_id,
        c.id AS c_id, c.name AS c_name, c.discount_type AS c_discount_type,
@@ -226,11 +250,12 @@ sql!(
      WHERE id = $order_id AND NOT $is_new AND status = $from_status
  RETURNING id
 ), stock AS (
-    UPDATE products AS p
-       SET stock = p.stock + v.delta, updated_at = $now
-      FROM unnest($stock_products::int8[], $stock_deltas::int8[]) AS v(id, delta)
-     WHERE p.id = v.id AND p.stock + v.delta >= 0
- RETURNING p.id
+    UPDATE stock_slots AS s
+       SET units = s.units + v.delta
+      FROM unnest($stock_products::int8[], $stock_slots::int2[], $stock_deltas::int8[])
+           AS v(product_id, slot, delta)
+     WHERE s.product_id = v.product_id AND s.slot = v.slot AND s.units + v.delta >= 0
+ RETURNING 1
 ), coupon AS (
     UPDATE user_coupons
        SET status = $coupon_status, order_id = $coupon_order, used_at = $coupon_used_at
@@ -383,6 +408,12 @@ struct LockedOrderRow {
     order: OrderRow,
     #[diesel(sql_type = Nullable<BigInt>)]
     user_coupon_id: Option<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    slot_products: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    slot_indexes: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    slot_units: Vec<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     balance: Option<i64>,
     #[diesel(sql_type = BigInt)]
@@ -404,7 +435,15 @@ struct PlaceRow {
     #[diesel(sql_type = Array<BigInt>)]
     product_prices: Vec<i64>,
     #[diesel(sql_type = Array<BigInt>)]
-    product_stocks: Vec<i64>,
+    product_limits: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    product_held: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    slot_products: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    slot_indexes: Vec<i64>,
+    #[diesel(sql_type = Array<BigInt>)]
+    slot_units: Vec<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     uc_id: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
@@ -551,13 +590,23 @@ impl OrderRow {
 impl PlaceRow {
     fn into_snapshot(self, now: Timestamp) -> anyhow::Result<PlaceSnapshot> {
         let r = self;
+        let slots = slots_of(&r.slot_products, &r.slot_indexes, &r.slot_units)?;
         let products = (0..r.product_ids.len())
             .map(|i| {
+                let id = product(r.product_ids[i])?;
                 Ok(ProductSnapshot {
-                    id: product(r.product_ids[i])?,
+                    id,
                     name: r.product_names[i].clone(),
                     price: money(r.product_prices[i])?,
-                    stock: r.product_stocks[i],
+                    slots: slots
+                        .iter()
+                        .filter(|(p, _)| *p == id)
+                        .map(|(_, s)| *s)
+                        .collect(),
+                    max_per_user: crate::stock::limit(
+                        Some(r.product_limits[i] as i32).filter(|l| *l > 0),
+                    )?,
+                    held: r.product_held[i],
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -635,9 +684,35 @@ impl PlaceRow {
     }
 }
 
+/// Held slots as (product, slot) pairs, from parallel arrays.
+fn slots_of(
+    products: &[i64],
+    indexes: &[i64],
+    units: &[i64],
+) -> anyhow::Result<Vec<(ProductId, stock::Slot)>> {
+    if products.len() != indexes.len() || products.len() != units.len() {
+        return Err(anyhow!("slots read with uneven arrays"));
+    }
+    products
+        .iter()
+        .zip(indexes)
+        .zip(units)
+        .map(|((p, i), u)| {
+            Ok((
+                product(*p)?,
+                stock::Slot {
+                    index: valid(i16::try_from(*i), "slot")?,
+                    units: *u,
+                },
+            ))
+        })
+        .collect()
+}
+
 impl LockedOrderRow {
     fn into_snapshot(self) -> anyhow::Result<OrderSnapshot> {
         Ok(OrderSnapshot {
+            slots: slots_of(&self.slot_products, &self.slot_indexes, &self.slot_units)?,
             order: self.order.into_order()?,
             user_coupon_id: self.user_coupon_id,
             balance: self.balance.map(money).transpose()?,
@@ -750,6 +825,10 @@ async fn write_plan(
         .bind(
             "stock_products",
             Bind::I64s(plan.stock.iter().map(|s| s.product_id.get()).collect()),
+        )
+        .bind(
+            "stock_slots",
+            Bind::I32s(plan.stock.iter().map(|s| i32::from(s.slot)).collect()),
         )
         .bind(
             "stock_deltas",
@@ -972,16 +1051,8 @@ impl PgOrderStore {
 
 #[derive(QueryableByName)]
 struct SalesRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = BigInt)]
-    price: i64,
-    #[diesel(sql_type = BigInt)]
-    stock: i64,
-    #[diesel(sql_type = Timestamptz)]
-    created_at: Timestamp,
+    #[diesel(embed)]
+    product: crate::stock::ProductRow,
     #[diesel(sql_type = BigInt)]
     sold: i64,
 }
@@ -1017,9 +1088,15 @@ impl OrderStore for PgOrderStore {
             .transaction::<_, Abort<PlaceOrderError>, _>(async move |conn| {
                 let product_ids: Vec<i64> =
                     command.lines().iter().map(|l| l.product_id.get()).collect();
+                let quantities: Vec<i64> = command
+                    .lines()
+                    .iter()
+                    .map(|l| i64::from(l.quantity.get()))
+                    .collect();
                 let row: PlaceRow = Statement::<LockPlace>::new()
                     .bind("user_id", Bind::I64(command.user_id().get()))
                     .bind("product_ids", Bind::I64s(product_ids))
+                    .bind("quantities", Bind::I64s(quantities))
                     .bind(
                         "from_cart",
                         Bind::Bool(matches!(command.items(), Items::FromCart)),
@@ -1191,7 +1268,10 @@ impl OrderStore for PgOrderStore {
         // Units of orders paid since `since`, refunded units and cancelled orders left
         // out: an index-only range scan of product_sales (ADR 0005); products joined.
         let rows: Vec<SalesRow> = diesel::sql_query(
-            "SELECT p.id, p.name, p.price, p.stock, p.created_at, s.sold
+            "SELECT p.id, p.name, p.price, p.max_per_user, p.created_at, p.updated_at,
+                    (SELECT coalesce(sum(units), 0) FROM stock_slots ss
+                      WHERE ss.product_id = p.id)::int8 AS stock,
+                    s.sold
                FROM (SELECT product_id, SUM(quantity)::BIGINT AS sold
                        FROM product_sales
                       WHERE paid_at >= $1
@@ -1209,13 +1289,7 @@ impl OrderStore for PgOrderStore {
         rows.into_iter()
             .map(|r| {
                 Ok(ProductSales {
-                    product: stock::Product {
-                        id: product(r.id)?,
-                        name: r.name,
-                        price: money(r.price)?,
-                        stock: r.stock,
-                        created_at: r.created_at,
-                    },
+                    product: r.product.into_product()?,
                     sold_quantity: r.sold,
                 })
             })

@@ -40,6 +40,7 @@ pub(crate) use sql;
 pub(crate) enum Bind {
     I64(i64),
     OptI64(Option<i64>),
+    OptI32(Option<i32>),
     I64s(Vec<i64>),
     I32s(Vec<i32>),
     Text(String),
@@ -119,6 +120,7 @@ impl<S: Sql> QueryFragment<Pg> for Statement<S> {
             match self.value(&text[i + 1..end])? {
                 Bind::I64(v) => out.push_bind_param::<BigInt, _>(v)?,
                 Bind::OptI64(v) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
+                Bind::OptI32(v) => out.push_bind_param::<Nullable<Integer>, _>(v)?,
                 Bind::I64s(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
                 Bind::I32s(v) => out.push_bind_param::<Array<Integer>, _>(v)?,
                 Bind::Text(v) => out.push_bind_param::<Text, _>(v)?,

@@ -1,3 +1,5 @@
+// A view over `coupon_definitions` adding `issued_quantity` (the sum of the slots);
+// every column but that one can be inserted and updated through it.
 diesel::table! {
     coupons (id) {
         id -> Int8,
@@ -12,6 +14,16 @@ diesel::table! {
         created_at -> Timestamptz,
         max_discount -> Nullable<Int8>,
         deactivated_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    coupon_slots (coupon_id, slot) {
+        coupon_id -> Int8,
+        slot -> Int2,
+        issued -> Int8,
+        remaining -> Nullable<Int8>,
+        open -> Bool,
     }
 }
 

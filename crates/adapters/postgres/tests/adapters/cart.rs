@@ -17,6 +17,7 @@ async fn add_product(pool: &PgPool, name: &str, price: i64) -> ProductId {
                 name: ProductName::try_from(name.to_string()).unwrap(),
                 price: Price::try_from(price).unwrap(),
                 stock: StockLevel::try_from(10).unwrap(),
+                max_per_user: None,
             },
             SystemClock.now(),
         )

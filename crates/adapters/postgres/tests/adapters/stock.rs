@@ -1,38 +1,38 @@
-//! `PgStockStore`: reservations all or nothing, stock never below zero, no deadlocks.
+//! `PgStockStore`: products with their stock in slots; admin changes over every slot,
+//! never below zero; PATCH. (Buyers taking stock race in `order.rs`.)
 
 use chrono::Utc;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use diesel_async::RunQueryDsl;
-use kernel::{PageRequest, ProductId, Quantity};
+use kernel::{Clock, PageRequest, ProductId, SystemClock};
 use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::testing::TestDatabase;
 use std::sync::Arc;
 use stock::{
-    AdjustRuleError, AdjustStockError, NewProduct, Price, ProductName, ReserveError, ReserveLine,
-    ReserveStockError, StockDelta, StockLevel, StockStore,
+    plan_adjust, AdjustRuleError, AdjustStockError, NewProduct, Price, Product, ProductChanges,
+    ProductName, PurchaseLimit, StockDelta, StockLevel, StockStore, UpdateProductError, SLOTS,
 };
 use tokio::sync::Barrier;
 
-async fn add_product(store: &PgStockStore, name: &str, price: i64, stock: i64) -> ProductId {
+pub(crate) async fn add_product(
+    store: &PgStockStore,
+    name: &str,
+    price: i64,
+    stock: i64,
+) -> ProductId {
     store
         .create(
             NewProduct {
                 name: ProductName::try_from(name.to_string()).unwrap(),
                 price: Price::try_from(price).unwrap(),
                 stock: StockLevel::try_from(stock).unwrap(),
+                max_per_user: None,
             },
-            kernel::Clock::now(&kernel::SystemClock),
+            SystemClock.now(),
         )
         .await
         .unwrap()
         .id
-}
-
-fn line(product: ProductId, quantity: i64) -> ReserveLine {
-    ReserveLine {
-        product_id: product,
-        quantity: Quantity::try_from(quantity).unwrap(),
-    }
 }
 
 async fn stock_of(store: &PgStockStore, id: ProductId) -> i64 {
@@ -41,6 +41,17 @@ async fn stock_of(store: &PgStockStore, id: ProductId) -> i64 {
 
 fn pid(v: i64) -> ProductId {
     ProductId::try_from(v).unwrap()
+}
+
+async fn adjust(store: &PgStockStore, id: ProductId, d: i64) -> Result<Product, AdjustStockError> {
+    let delta = StockDelta::try_from(d).unwrap();
+    store
+        .adjust(
+            id,
+            Box::new(move |slots| plan_adjust(slots, delta)),
+            SystemClock.now(),
+        )
+        .await
 }
 
 #[tokio::test]
@@ -56,7 +67,9 @@ async fn products_are_created_read_and_listed_in_ascending_id_pages() {
     assert_eq!(p.name, "p3");
     assert_eq!(p.price.won(), 300);
     assert_eq!(p.stock, 3);
+    assert_eq!(p.max_per_user, None);
     assert!(p.created_at >= before - chrono::Duration::seconds(1));
+    assert_eq!(p.updated_at, p.created_at);
     assert_eq!(store.get(pid(9_999)).await.unwrap(), None);
 
     let first = store
@@ -79,166 +92,33 @@ async fn products_are_created_read_and_listed_in_ascending_id_pages() {
     assert_eq!(rest.next, None);
 }
 
+// Invariant: a product's stock is the exact sum of its slots, spread when it is created.
 #[tokio::test]
-async fn a_reservation_returns_the_products_ascending_with_their_stock_after_and_release_returns_it(
-) {
+async fn a_new_product_spreads_its_stock_over_its_slots() {
     let db = TestDatabase::create().await;
-    let store = PgStockStore::new(db.pool(2));
-    let a = add_product(&store, "a", 1_000, 10).await;
-    let b = add_product(&store, "b", 2_500, 4).await;
-    // given out of order, with a repeated product
-    let reserved = store
-        .reserve(&[line(b, 1), line(a, 2), line(b, 3)])
-        .await
-        .unwrap();
-    assert_eq!(reserved.len(), 2);
-    assert_eq!((reserved[0].id, reserved[0].stock), (a, 8));
-    assert_eq!((reserved[1].id, reserved[1].stock), (b, 0));
-    assert_eq!(reserved[1].name, "b");
-    assert_eq!(reserved[1].price.won(), 2_500);
-    assert_eq!(stock_of(&store, a).await, 8);
-    assert_eq!(stock_of(&store, b).await, 0);
-
-    store
-        .release(&[line(b, 1), line(a, 2), line(b, 3), line(pid(9_999), 5)])
-        .await
-        .unwrap();
-    assert_eq!(stock_of(&store, a).await, 10);
-    assert_eq!(stock_of(&store, b).await, 4);
-}
-
-// Invariant: all or nothing; a refusal names every short (or unknown) product and
-// reserves nothing, not even the lines that would have fit.
-#[tokio::test]
-async fn one_short_line_reserves_nothing_and_every_short_product_is_named() {
-    let db = TestDatabase::create().await;
-    let store = PgStockStore::new(db.pool(2));
-    let a = add_product(&store, "a", 100, 5).await;
-    let b = add_product(&store, "b", 100, 1).await;
-    let c = add_product(&store, "c", 100, 0).await;
-
-    let err = store
-        .reserve(&[line(c, 1), line(a, 3), line(b, 2)])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ReserveStockError::Refused(ReserveError::OutOfStock { product_ids }) if *product_ids == vec![b, c]),
-        "{err:?}"
-    );
-
-    // repeated lines are summed: 3 + 3 > 5
-    let err = store.reserve(&[line(a, 3), line(a, 3)]).await.unwrap_err();
-    assert!(
-        matches!(&err, ReserveStockError::Refused(ReserveError::OutOfStock { product_ids }) if *product_ids == vec![a]),
-        "{err:?}"
-    );
-
-    // unknown products are named (all of them) before any shortage
-    let err = store
-        .reserve(&[
-            line(a, 1),
-            line(pid(9_999), 1),
-            line(b, 2),
-            line(pid(9_998), 1),
-        ])
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&err, ReserveStockError::Refused(ReserveError::NotFound { product_ids }) if *product_ids == vec![pid(9_998), pid(9_999)]),
-        "{err:?}"
-    );
-
-    assert_eq!(stock_of(&store, a).await, 5);
-    assert_eq!(stock_of(&store, b).await, 1);
-    assert_eq!(stock_of(&store, c).await, 0);
-}
-
-// Invariant: stock never goes below zero: 64 concurrent single-unit reservations of a
-// product with 20 in stock, over 16 connections, succeed exactly 20 times.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sixty_four_concurrent_reservations_of_twenty_units_succeed_exactly_twenty_times() {
-    let db = TestDatabase::create().await;
-    let store = Arc::new(PgStockStore::new(db.pool(16)));
-    let p = add_product(&store, "scarce", 1_000, 20).await;
-    let start = Arc::new(Barrier::new(64));
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let (store, start) = (store.clone(), start.clone());
-            tokio::spawn(async move {
-                start.wait().await;
-                store.reserve(&[line(p, 1)]).await
-            })
-        })
-        .collect();
-    let (mut ok, mut short) = (0, 0);
-    for t in tasks {
-        match t.await.unwrap() {
-            Ok(products) => {
-                assert!(products[0].stock >= 0);
-                ok += 1;
-            }
-            Err(ReserveStockError::Refused(ReserveError::OutOfStock { product_ids })) => {
-                assert_eq!(product_ids, vec![p]);
-                short += 1;
-            }
-            Err(e) => panic!("unexpected error: {e:#}"),
-        }
+    let pool = db.pool(2);
+    let store = PgStockStore::new(pool.clone());
+    let p = add_product(&store, "drop", 100, 1_003).await;
+    #[derive(diesel::QueryableByName)]
+    struct Slots {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        total: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        least: i64,
     }
-    assert_eq!((ok, short), (20, 44));
-    assert_eq!(stock_of(&store, p).await, 0);
-}
-
-// Invariant: no deadlock: concurrent multi-line reservations and releases touching the
-// same products in opposite orders all complete (a deadlock would surface as a
-// PostgreSQL 40P01 error, i.e. `Unexpected`), and the stock accounting stays exact.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn opposite_order_multi_line_reservations_never_deadlock() {
-    let db = TestDatabase::create().await;
-    let store = Arc::new(PgStockStore::new(db.pool(16)));
-    let a = add_product(&store, "a", 100, 100_000).await;
-    let b = add_product(&store, "b", 100, 100_000).await;
-    let c = add_product(&store, "c", 100, 100_000).await;
-    let tasks = 32;
-    let rounds = 8;
-    let start = Arc::new(Barrier::new(tasks));
-    let handles: Vec<_> = (0..tasks)
-        .map(|i| {
-            let (store, start) = (store.clone(), start.clone());
-            tokio::spawn(async move {
-                let lines = if i % 2 == 0 {
-                    vec![line(a, 1), line(b, 2), line(c, 3)]
-                } else {
-                    vec![line(c, 3), line(b, 2), line(a, 1)]
-                };
-                let reversed: Vec<ReserveLine> = lines.iter().rev().copied().collect();
-                start.wait().await;
-                for round in 0..rounds {
-                    store
-                        .reserve(&lines)
-                        .await
-                        .map_err(|e| format!("reserve, task {i} round {round}: {e:#}"))?;
-                    // every other round keeps its reservation
-                    if round % 2 == 0 {
-                        store
-                            .release(&reversed)
-                            .await
-                            .map_err(|e| format!("release, task {i} round {round}: {e:#}"))?;
-                    }
-                }
-                Ok::<_, String>(())
-            })
-        })
-        .collect();
-    let errors: Vec<String> = futures::future::join_all(handles)
-        .await
-        .into_iter()
-        .filter_map(|r| r.unwrap().err())
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-    let kept = (tasks * rounds / 2) as i64;
-    assert_eq!(stock_of(&store, a).await, 100_000 - kept);
-    assert_eq!(stock_of(&store, b).await, 100_000 - 2 * kept);
-    assert_eq!(stock_of(&store, c).await, 100_000 - 3 * kept);
+    let mut conn = pool.get().await.unwrap();
+    let slots: Slots = diesel::sql_query(format!(
+        "SELECT count(*) AS n, sum(units)::int8 AS total, min(units) AS least FROM stock_slots WHERE product_id = {p}"
+    ))
+    .get_result(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(slots.n, i64::from(SLOTS));
+    assert_eq!(slots.total, 1_003);
+    assert_eq!(slots.least, 1_003 / i64::from(SLOTS));
+    assert_eq!(stock_of(&store, p).await, 1_003);
 }
 
 #[tokio::test]
@@ -246,10 +126,9 @@ async fn restocks_and_write_offs_change_stock_but_never_below_zero() {
     let db = TestDatabase::create().await;
     let store = PgStockStore::new(db.pool(2));
     let p = add_product(&store, "p", 100, 5).await;
-    let delta = |d: i64| StockDelta::try_from(d).unwrap();
-    assert_eq!(store.adjust(p, delta(10)).await.unwrap().stock, 15);
-    assert_eq!(store.adjust(p, delta(-15)).await.unwrap().stock, 0);
-    let err = store.adjust(p, delta(-1)).await.unwrap_err();
+    assert_eq!(adjust(&store, p, 10).await.unwrap().stock, 15);
+    assert_eq!(adjust(&store, p, -15).await.unwrap().stock, 0);
+    let err = adjust(&store, p, -1).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -260,24 +139,23 @@ async fn restocks_and_write_offs_change_stock_but_never_below_zero() {
         ),
         "{err:?}"
     );
-    assert_eq!(
-        store.adjust(p, delta(1_000_000_000)).await.unwrap().stock,
-        1_000_000_000
-    );
+    let full = adjust(&store, p, 1_000_000_000).await.unwrap();
+    assert_eq!(full.stock, 1_000_000_000);
+    assert!(full.updated_at >= full.created_at);
     assert!(matches!(
-        store.adjust(p, delta(1)).await.unwrap_err(),
+        adjust(&store, p, 1).await.unwrap_err(),
         AdjustStockError::Refused(AdjustRuleError::AboveMax { .. })
     ));
     assert!(matches!(
-        store.adjust(pid(9_999), delta(1)).await.unwrap_err(),
+        adjust(&store, pid(9_999), 1).await.unwrap_err(),
         AdjustStockError::NotFound(id) if id == pid(9_999)
     ));
     assert_eq!(stock_of(&store, p).await, 1_000_000_000);
 }
 
-// Invariant: stock never goes below zero when write-offs race reservations.
+// Invariant: concurrent restocks and write-offs keep the sum exact and never below zero.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_write_offs_and_reservations_never_take_stock_below_zero() {
+async fn concurrent_restocks_and_write_offs_keep_the_sum_exact() {
     let db = TestDatabase::create().await;
     let store = Arc::new(PgStockStore::new(db.pool(12)));
     let p = add_product(&store, "p", 100, 30).await;
@@ -287,32 +165,89 @@ async fn concurrent_write_offs_and_reservations_never_take_stock_below_zero() {
             let (store, start) = (store.clone(), start.clone());
             tokio::spawn(async move {
                 start.wait().await;
-                if i % 2 == 0 {
-                    match store.adjust(p, StockDelta::try_from(-2).unwrap()).await {
-                        Ok(_) => 2,
-                        Err(AdjustStockError::Refused(_)) => 0,
-                        Err(e) => panic!("{e:#}"),
-                    }
-                } else {
-                    match store.reserve(&[line(p, 2)]).await {
-                        Ok(_) => 2,
-                        Err(ReserveStockError::Refused(_)) => 0,
-                        Err(e) => panic!("{e:#}"),
-                    }
+                let d = if i % 4 == 0 { 3 } else { -2 };
+                match adjust(&store, p, d).await {
+                    Ok(_) => d,
+                    Err(AdjustStockError::Refused(_)) => 0,
+                    Err(e) => panic!("{e:#}"),
                 }
             })
         })
         .collect();
-    let taken: i64 = futures::future::join_all(handles)
+    let moved: i64 = futures::future::join_all(handles)
         .await
         .into_iter()
         .map(|r| r.unwrap())
         .sum();
-    assert_eq!(taken, 30);
-    assert_eq!(stock_of(&store, p).await, 0);
+    let left = stock_of(&store, p).await;
+    assert_eq!(left, 30 + moved);
+    assert!(left >= 0);
 }
 
-// Invariant: the schema itself refuses negative stock, whatever the code does.
+#[tokio::test]
+async fn a_patch_changes_only_what_it_names() {
+    let db = TestDatabase::create().await;
+    let store = PgStockStore::new(db.pool(2));
+    let p = add_product(&store, "before", 100, 5).await;
+    let created = store.get(p).await.unwrap().unwrap();
+    let same = store
+        .update(p, ProductChanges::default(), SystemClock.now())
+        .await
+        .unwrap();
+    assert_eq!(same, created, "an empty change changes nothing");
+    let limit = PurchaseLimit::try_from(2).unwrap();
+    let changed = store
+        .update(
+            p,
+            ProductChanges {
+                price: Some(Price::try_from(250).unwrap()),
+                max_per_user: Some(Some(limit)),
+                ..ProductChanges::default()
+            },
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            changed.name.as_str(),
+            changed.price.won(),
+            changed.max_per_user,
+            changed.stock
+        ),
+        ("before", 250, Some(limit), 5)
+    );
+    assert!(changed.updated_at > created.updated_at);
+    let unlimited = store
+        .update(
+            p,
+            ProductChanges {
+                name: Some(ProductName::try_from("after".to_string()).unwrap()),
+                max_per_user: Some(None),
+                ..ProductChanges::default()
+            },
+            SystemClock.now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            unlimited.name.as_str(),
+            unlimited.price.won(),
+            unlimited.max_per_user
+        ),
+        ("after", 250, None)
+    );
+    assert!(matches!(
+        store
+            .update(pid(9_999), ProductChanges::default(), SystemClock.now())
+            .await,
+        Err(UpdateProductError::NotFound(_))
+    ));
+}
+
+// Invariant: the schema itself refuses a negative slot and invalid products, whatever
+// the code does.
 #[tokio::test]
 async fn the_schema_refuses_negative_stock() {
     let db = TestDatabase::create().await;
@@ -321,7 +256,7 @@ async fn the_schema_refuses_negative_stock() {
     let p = add_product(&store, "p", 100, 1).await;
     let mut conn = pool.get().await.unwrap();
     let err = diesel::sql_query(format!(
-        "UPDATE products SET stock = stock - 2 WHERE id = {p}"
+        "UPDATE stock_slots SET units = units - 2 WHERE product_id = {p}"
     ))
     .execute(&mut conn)
     .await
@@ -334,20 +269,15 @@ async fn the_schema_refuses_negative_stock() {
         "{err:?}"
     );
     for bad in [
-        "INSERT INTO products (name, price, stock, created_at, updated_at) VALUES ('x', 0, 1, now(), now())",
-        "INSERT INTO products (name, price, stock, created_at, updated_at) VALUES ('x', 100000001, 1, now(), now())",
-        "INSERT INTO products (name, price, stock, created_at, updated_at) VALUES ('   ', 1, 1, now(), now())",
-        "INSERT INTO products (name, price, stock, created_at, updated_at) VALUES ('x', 1, -1, now(), now())",
+        "INSERT INTO products (name, price, created_at, updated_at) VALUES ('x', 0, now(), now())",
+        "INSERT INTO products (name, price, created_at, updated_at) VALUES ('x', 100000001, now(), now())",
+        "INSERT INTO products (name, price, created_at, updated_at) VALUES ('   ', 1, now(), now())",
+        "INSERT INTO products (name, price, max_per_user, created_at, updated_at) VALUES ('x', 1, 0, now(), now())",
+        "INSERT INTO products (name, price, max_per_user, created_at, updated_at) VALUES ('x', 1, 1001, now(), now())",
     ] {
-        let err = diesel::sql_query(bad).execute(&mut conn).await.unwrap_err();
         assert!(
-            matches!(
-                err,
-                DieselError::DatabaseError(DatabaseErrorKind::CheckViolation, _)
-            ),
-            "{bad}: {err:?}"
+            diesel::sql_query(bad).execute(&mut conn).await.is_err(),
+            "{bad}"
         );
     }
-    drop(conn); // the pool has one connection
-    assert_eq!(stock_of(&store, p).await, 1);
 }

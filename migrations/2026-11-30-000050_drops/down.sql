@@ -1,0 +1,14 @@
+DROP FUNCTION take_coupon_slot(BIGINT);
+DROP VIEW coupons;
+ALTER TABLE coupon_definitions RENAME TO coupons;
+ALTER TABLE coupons ADD COLUMN issued_quantity BIGINT NOT NULL DEFAULT 0 CHECK (issued_quantity >= 0);
+UPDATE coupons c SET issued_quantity = (SELECT coalesce(sum(issued), 0) FROM coupon_slots s WHERE s.coupon_id = c.id);
+ALTER TABLE coupons ADD CHECK (issued_quantity <= total_quantity);
+DROP TABLE coupon_slots;
+DROP FUNCTION held_units(BIGINT, BIGINT[]);
+DROP FUNCTION give_stock_slots(BIGINT[]);
+DROP FUNCTION take_stock_slots(BIGINT[], BIGINT[]);
+ALTER TABLE products DROP COLUMN max_per_user;
+ALTER TABLE products ADD COLUMN stock BIGINT NOT NULL DEFAULT 0 CHECK (stock >= 0);
+UPDATE products p SET stock = (SELECT coalesce(sum(units), 0) FROM stock_slots s WHERE s.product_id = p.id);
+DROP TABLE stock_slots;
