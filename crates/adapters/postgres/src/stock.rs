@@ -84,8 +84,7 @@ impl ProductRow {
 sql!(
     /// A new product and its slots, in one statement.
     CreateProduct,
-    concat!(
-        "WITH p AS (
+    "WITH p AS (
     INSERT INTO products (name, price, max_per_user, created_at, updated_at)
     VALUES ($name, $price, $max_per_user, $now, $now)
  RETURNING *
@@ -97,7 +96,6 @@ sql!(
 SELECT p.id, p.name, p.price, p.max_per_user, p.created_at, p.updated_at,
        (SELECT coalesce(sum(units), 0) FROM s)::int8 AS stock
   FROM p"
-    )
 );
 
 sql!(
