@@ -25,14 +25,15 @@ ALTER TABLE products ADD COLUMN max_per_user INTEGER CHECK (max_per_user BETWEEN
 --   1. one slot that covers it and nobody holds (SKIP LOCKED: buyers spread out);
 --   2. else one slot that covered it a moment ago, waiting for it (every such slot is
 --      busy), if it still covers it once held;
---   3. else every slot, in slot order (no slot covers it alone: they are combined, and
---      their sum is the product's exact stock).
--- Steps 1 and 2 run in a subtransaction: a row locked there and not used (a slot that
--- changed under the lock) is released before step 3, so whoever enters step 3 holds no
--- slot of that product; and a waiter that the deadlock detector picks falls back to
--- step 3 instead of failing. Products go in ascending id, at most one wait at a time, so
--- callers do not deadlock. PL/pgSQL on purpose: each query takes a fresh snapshot, so
--- units read after a wait are current. A product without slots returns nothing.
+--   3. else slots in slot order until they cover it (no slot covers it alone: they are
+--      combined), or all of them, whose sum is then the product's exact stock.
+-- No caller waits for a slot while holding another slot of the same product out of
+-- slot order: a row that step 1 locked and could not use (it changed under the lock)
+-- is released by rolling its subtransaction back before step 2, step 2 holds at most
+-- the one row it waits for (released the same way when it does not cover), and step 3
+-- locks in slot order, as admin changes do. Products go in ascending id. So callers do
+-- not deadlock. PL/pgSQL on purpose: each query takes a fresh snapshot, so units read
+-- after a wait are current. A product without slots returns nothing.
 CREATE FUNCTION take_stock_slots(p_products BIGINT[], p_quantities BIGINT[])
 RETURNS TABLE (product_id BIGINT, slot SMALLINT, units BIGINT)
 LANGUAGE plpgsql VOLATILE AS $$
@@ -40,14 +41,25 @@ DECLARE
     i INTEGER;
     picked RECORD;
     target SMALLINT;
+    covered BIGINT;
+    found_one BOOLEAN;
 BEGIN
     FOR i IN 1 .. coalesce(array_length(p_products, 1), 0) LOOP
+        found_one := false;
         BEGIN
             SELECT s.slot, s.units INTO picked FROM stock_slots s
              WHERE s.product_id = p_products[i] AND s.units >= p_quantities[i]
              ORDER BY random() LIMIT 1
                FOR NO KEY UPDATE SKIP LOCKED;
             IF NOT FOUND THEN
+                RAISE EXCEPTION 'no free slot covers the quantity' USING ERRCODE = 'P0001';
+            END IF;
+            found_one := true;
+        EXCEPTION WHEN raise_exception THEN
+            found_one := false;
+        END;
+        IF NOT found_one THEN
+            BEGIN
                 SELECT s.slot INTO target FROM stock_slots s
                  WHERE s.product_id = p_products[i] AND s.units >= p_quantities[i]
                  ORDER BY random() LIMIT 1;
@@ -60,18 +72,32 @@ BEGIN
                 IF NOT FOUND OR picked.units < p_quantities[i] THEN
                     RAISE EXCEPTION 'the slot no longer covers the quantity' USING ERRCODE = 'P0001';
                 END IF;
-            END IF;
+                found_one := true;
+            EXCEPTION WHEN raise_exception OR deadlock_detected THEN
+                found_one := false;
+            END;
+        END IF;
+        IF found_one THEN
             product_id := p_products[i];
             slot := picked.slot;
             units := picked.units;
             RETURN NEXT;
-        EXCEPTION WHEN raise_exception OR deadlock_detected THEN
-            RETURN QUERY
-                SELECT s.product_id, s.slot, s.units FROM stock_slots s
-                 WHERE s.product_id = p_products[i]
-                 ORDER BY s.slot
+        ELSE
+            covered := 0;
+            FOR target IN
+                SELECT s.slot FROM stock_slots s WHERE s.product_id = p_products[i] ORDER BY s.slot
+            LOOP
+                SELECT s.slot, s.units INTO picked FROM stock_slots s
+                 WHERE s.product_id = p_products[i] AND s.slot = target
                    FOR NO KEY UPDATE;
-        END;
+                product_id := p_products[i];
+                slot := picked.slot;
+                units := picked.units;
+                RETURN NEXT;
+                covered := covered + picked.units;
+                EXIT WHEN covered >= p_quantities[i];
+            END LOOP;
+        END IF;
     END LOOP;
 END
 $$;
@@ -168,11 +194,12 @@ SELECT d.*,
   FROM coupon_definitions d;
 
 -- A slot of the coupon with room, held: one nobody holds (SKIP LOCKED), else one that
--- had room a moment ago, waiting for it, if it still has room once held; else every
--- slot in slot order, the first with room. NULL: no slot has room (sold out or
--- deactivated), exact because `remaining` only goes down and `open` only closes. The
--- first two steps run in a subtransaction so a slot held there and not used is released
--- before the third.
+-- had room a moment ago, waiting for it, if it still has room once held; else the slots
+-- in slot order, the first with room. NULL: no slot has room (sold out or
+-- deactivated), exact because `remaining` only goes down and `open` only closes. As in
+-- take_stock_slots, rows locked and not used in the first two steps are released by
+-- rolling their subtransaction back before anything else waits, so callers (and a
+-- deactivation, which locks the slots in slot order) do not deadlock.
 CREATE FUNCTION take_coupon_slot(p_coupon BIGINT)
 RETURNS SMALLINT
 LANGUAGE plpgsql VOLATILE AS $$
@@ -186,9 +213,14 @@ BEGIN
          WHERE s.coupon_id = p_coupon AND s.open AND (s.remaining IS NULL OR s.remaining > 0)
          ORDER BY random() LIMIT 1
            FOR NO KEY UPDATE SKIP LOCKED;
-        IF FOUND THEN
-            RETURN picked;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'no free slot has room' USING ERRCODE = 'P0001';
         END IF;
+        RETURN picked;
+    EXCEPTION WHEN raise_exception THEN
+        NULL;
+    END;
+    BEGIN
         SELECT s.slot INTO target FROM coupon_slots s
          WHERE s.coupon_id = p_coupon AND s.open AND (s.remaining IS NULL OR s.remaining > 0)
          ORDER BY random() LIMIT 1;
@@ -204,14 +236,19 @@ BEGIN
         END IF;
         RAISE EXCEPTION 'the slot has no room any more' USING ERRCODE = 'P0001';
     EXCEPTION WHEN raise_exception OR deadlock_detected THEN
-        SELECT x.slot INTO picked FROM (
-            SELECT s.slot, s.open, s.remaining FROM coupon_slots s
-             WHERE s.coupon_id = p_coupon
-             ORDER BY s.slot
-               FOR NO KEY UPDATE) x
-         WHERE x.open AND (x.remaining IS NULL OR x.remaining > 0)
-         LIMIT 1;
-        RETURN picked;
+        NULL;
     END;
+    FOR target IN
+        SELECT s.slot FROM coupon_slots s WHERE s.coupon_id = p_coupon ORDER BY s.slot
+    LOOP
+        SELECT s.open AND (s.remaining IS NULL OR s.remaining > 0) INTO has_room
+          FROM coupon_slots s
+         WHERE s.coupon_id = p_coupon AND s.slot = target
+           FOR NO KEY UPDATE;
+        IF has_room THEN
+            RETURN target;
+        END IF;
+    END LOOP;
+    RETURN NULL;
 END
 $$;

@@ -9,6 +9,7 @@ mod coupons;
 mod crash;
 mod crash_keys;
 mod delivery;
+mod drops;
 mod guide;
 mod hardening;
 mod helpers;

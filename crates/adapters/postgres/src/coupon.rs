@@ -373,10 +373,18 @@ impl CouponStore for PgCouponStore {
     async fn deactivate(&self, id: CouponId, now: Timestamp) -> anyhow::Result<Option<Coupon>> {
         let mut conn = conn(&self.pool).await?;
         // Closing every slot waits for the issues holding one; an issue that gets a slot
-        // afterwards re-checks `open` on it and takes nothing. The first deactivation's
-        // time is kept.
+        // afterwards re-checks `open` on it and takes nothing. The slots are locked in
+        // slot order first, as issues that combine them lock them, so the two cannot
+        // deadlock. The first deactivation's time is kept.
         let row: Option<CouponRow> = conn
             .transaction::<_, DieselError, _>(async move |conn| {
+                coupon_slots::table
+                    .filter(coupon_slots::coupon_id.eq(id.get()))
+                    .order(coupon_slots::slot.asc())
+                    .select(coupon_slots::slot)
+                    .for_no_key_update()
+                    .load::<i16>(conn)
+                    .await?;
                 diesel::update(coupon_slots::table.filter(coupon_slots::coupon_id.eq(id.get())))
                     .set(coupon_slots::open.eq(false))
                     .execute(conn)
