@@ -16,4 +16,6 @@ mod idempotency;
 mod orders;
 mod outbox;
 mod products;
+mod refunds;
 mod relay_metrics;
+mod shop;
