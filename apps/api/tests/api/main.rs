@@ -1,6 +1,7 @@
 //! API tests: the real app on port 0 with its own fresh database, spoken to over HTTP.
 //! One test binary (modules below) to keep link time down.
 
+mod admin_orders;
 mod balance;
 mod cart;
 mod contract;
