@@ -10,6 +10,7 @@ mod coupons;
 mod crash;
 mod crash_keys;
 mod delivery;
+mod from_cart;
 mod guide;
 mod hardening;
 mod helpers;
