@@ -6,6 +6,7 @@ mod balance;
 mod cart;
 mod contract;
 mod conventions;
+mod coupon_reasons;
 mod coupons;
 mod crash;
 mod crash_keys;
