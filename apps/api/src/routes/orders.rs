@@ -425,7 +425,8 @@ fn refund_created(refund: &Refund) -> RecordedResponse {
               (status = 404, description = "PRODUCT_NOT_FOUND (with product_ids), COUPON_NOT_FOUND", body = Problem),
               (status = 409, description = "OUT_OF_STOCK (with product_ids), COUPON_NOT_USABLE, INSUFFICIENT_BALANCE (pay_now), REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn place_order(
     caller: Caller,
@@ -451,7 +452,8 @@ pub async fn place_order(
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem)),
+              (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_order(
     caller: Caller,
@@ -468,7 +470,8 @@ pub async fn get_order(
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/orders", tag = "orders",
     params(("user_id" = i64, Path, minimum = 1), ListQuery),
     responses((status = 200, body = ListResponse<OrderDoc>), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_user_orders(
     scope: UserScope,
@@ -489,7 +492,8 @@ pub async fn list_user_orders(
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INSUFFICIENT_BALANCE, INVALID_ORDER_STATE, ORDER_EXPIRED, REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn pay_order(
     caller: Caller,
@@ -517,7 +521,8 @@ pub async fn pay_order(
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_ORDER_STATE, REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn cancel_order(
     caller: Caller,
@@ -549,7 +554,8 @@ pub async fn cancel_order(
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_ORDER_STATE (not PAID), REFUND_EXCEEDS_ORDER (with product_ids), REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn refund_order(
     caller: Caller,
@@ -643,7 +649,8 @@ impl SearchQuery {
     params(SearchQuery),
     responses((status = 200, body = ListResponse<OrderDoc>), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn search_orders(
     _: Admin,
@@ -686,7 +693,8 @@ pub struct PopularList {
 /// product id.
 #[utoipa::path(get, path = "/api/v1/products/popular", tag = "products",
     params(PopularQuery),
-    responses((status = 200, body = PopularList), (status = 400, body = Problem)))]
+    responses((status = 200, body = PopularList), (status = 400, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)))]
 pub async fn popular_products(
     query: web::Query<PopularQuery>,
     state: web::Data<AppState>,
