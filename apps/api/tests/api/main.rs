@@ -22,3 +22,4 @@ mod products;
 mod refunds;
 mod relay_metrics;
 mod shop;
+mod stalled;
