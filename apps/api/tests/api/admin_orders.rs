@@ -275,3 +275,26 @@ async fn bad_filters_are_named_and_only_admins_search() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["items"], serde_json::json!([]));
 }
+
+// Invariant (API.md, Conventions): a wrongly typed field is refused with the offending
+// field named in `errors`. BUG (reported to the lead): every query parameter that
+// `web::Query` cannot parse is named `query` (`error::query_error`), not the parameter,
+// so `user_id=abc` or `limit=abc` do not say which parameter is wrong.
+#[tokio::test]
+#[ignore = "bug: wrongly typed query parameters are named `query`, not the parameter"]
+async fn a_wrongly_typed_filter_is_named() {
+    let app = spawn_app().await;
+    for (query, field) in [
+        ("user_id=abc", "user_id"),
+        ("user_id=", "user_id"),
+        ("limit=abc", "limit"),
+    ] {
+        let r = search(&app, query).await;
+        assert_eq!(r.body["code"], "VALIDATION_ERROR", "{query}: {}", r.body);
+        assert!(
+            crate::shop::fields(&r).iter().any(|f| f == field),
+            "{query}: expected {field} to be named: {}",
+            r.body
+        );
+    }
+}

@@ -250,6 +250,8 @@ async fn the_platform_receives_order_refunded_with_the_refund_and_the_order() {
     assert_eq!(event["order"]["refunded_total"], 1_500);
     assert_eq!(event["order"]["status"], "PAID");
     assert!(event["event_id"].is_string() && event["occurred_at"].is_string());
+    assert_eq!(of_order[0]["order"]["refunds"], json!([]));
+    assert_eq!(of_order[0]["order"]["refunded_total"], 0);
     assert!(
         of_order[0].get("refund").is_none(),
         "only order.refunded carries a refund"
