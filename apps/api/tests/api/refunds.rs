@@ -416,7 +416,7 @@ async fn refunding_more_than_is_left_names_the_products_and_changes_nothing() {
     let user = app.user_token(7);
     let mut several = vec![a, other];
     several.sort_unstable();
-    let cases: Vec<(Vec<(i64, i64)>, Vec<i64>)> = vec![
+    let cases = [
         (vec![(a, 4)], vec![a]),
         (vec![(other, 1)], vec![other]),
         (vec![(999_999, 1)], vec![999_999]),
