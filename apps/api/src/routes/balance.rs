@@ -133,7 +133,8 @@ impl From<ChargeError> for ApiError {
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/balance", tag = "balance",
     params(("user_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = BalanceView),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_balance(
     scope: UserScope,
@@ -157,7 +158,7 @@ pub async fn get_balance(
               (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
               (status = 422, description = "VALIDATION_ERROR (amount outside 1..=10,000,000), BALANCE_LIMIT_EXCEEDED, IDEMPOTENCY_KEY_REUSED", body = Problem),
-              (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE", body = Problem)),
+              (status = 503, description = "PAYMENT_GATEWAY_UNAVAILABLE, SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn charge(
     scope: UserScope,
@@ -210,7 +211,8 @@ fn charge_approved(receipt: &ChargeReceipt) -> RecordedResponse {
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/balance/history", tag = "balance",
     params(("user_id" = i64, Path, minimum = 1), ListQuery),
     responses((status = 200, body = ListResponse<HistoryView>),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn history(
     scope: UserScope,

@@ -100,7 +100,8 @@ impl From<SetCartItemError> for ApiError {
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/cart", tag = "cart",
     params(("user_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = CartView),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_cart(
     scope: UserScope,
@@ -117,7 +118,8 @@ pub async fn get_cart(
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR (quantity outside 1..=1000)", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR (quantity outside 1..=1000)", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn put_item(
     scope: UserScope,
@@ -138,7 +140,8 @@ pub async fn put_item(
 #[utoipa::path(delete, path = "/api/v1/users/{user_id}/cart/items/{product_id}", tag = "cart",
     params(("user_id" = i64, Path, minimum = 1), ("product_id" = i64, Path, minimum = 1)),
     responses((status = 204, description = "removed (or was not there)"),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn delete_item(
     scope: UserScope,

@@ -420,7 +420,8 @@ impl CreateCouponRequest {
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR (also: more distinct issue_to users than total_quantity), IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR (also: more distinct issue_to users than total_quantity), IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_coupon(
     _admin: Admin,
@@ -451,7 +452,8 @@ pub async fn create_coupon(
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "COUPON_NOT_FOUND", body = Problem),
               (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn deactivate_coupon(
     _admin: Admin,
@@ -466,7 +468,8 @@ pub async fn deactivate_coupon(
     params(("coupon_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = CouponView),
               (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 404, description = "COUPON_NOT_FOUND", body = Problem)),
+              (status = 404, description = "COUPON_NOT_FOUND", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_coupon(
     _caller: Caller,
@@ -488,7 +491,8 @@ pub async fn get_coupon(
               (status = 404, description = "COUPON_NOT_FOUND", body = Problem),
               (status = 409, description = "COUPON_ALREADY_ISSUED, COUPON_SOLD_OUT, COUPON_NOT_ACTIVE (outside its validity window), REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn issue_coupon(
     caller: Caller,
@@ -514,7 +518,8 @@ pub async fn issue_coupon(
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/coupons", tag = "coupons",
     params(("user_id" = i64, Path, minimum = 1), ListQuery),
     responses((status = 200, body = ListResponse<UserCouponView>),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn user_coupons(
     scope: UserScope,
@@ -535,7 +540,8 @@ pub async fn user_coupons(
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/notifications", tag = "coupons",
     params(("user_id" = i64, Path, minimum = 1), ListQuery),
     responses((status = 200, body = ListResponse<NotificationView>),
-              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn notifications(
     scope: UserScope,
@@ -564,7 +570,8 @@ pub async fn notifications(
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "NOTIFICATION_NOT_FOUND (also another user's)", body = Problem),
               (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn mark_notification_read(
     scope: UserScope,

@@ -433,7 +433,8 @@ fn refund_created(refund: &Refund) -> RecordedResponse {
               (status = 404, description = "PRODUCT_NOT_FOUND (with product_ids), COUPON_NOT_FOUND", body = Problem),
               (status = 409, description = "OUT_OF_STOCK (with product_ids), COUPON_NOT_USABLE, INSUFFICIENT_BALANCE (pay_now), REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn place_order(
     caller: Caller,
@@ -459,7 +460,8 @@ pub async fn place_order(
 #[utoipa::path(get, path = "/api/v1/orders/{order_id}", tag = "orders",
     params(("order_id" = i64, Path, minimum = 1)),
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
-              (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem)),
+              (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_order(
     caller: Caller,
@@ -476,7 +478,8 @@ pub async fn get_order(
 #[utoipa::path(get, path = "/api/v1/users/{user_id}/orders", tag = "orders",
     params(("user_id" = i64, Path, minimum = 1), ListQuery),
     responses((status = 200, body = ListResponse<OrderDoc>), (status = 400, body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn list_user_orders(
     scope: UserScope,
@@ -497,7 +500,8 @@ pub async fn list_user_orders(
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INSUFFICIENT_BALANCE, INVALID_ORDER_STATE, ORDER_EXPIRED, REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn pay_order(
     caller: Caller,
@@ -525,7 +529,8 @@ pub async fn pay_order(
     responses((status = 200, body = OrderDoc), (status = 400, body = Problem), (status = 401, body = Problem),
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_ORDER_STATE, REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn cancel_order(
     caller: Caller,
@@ -557,7 +562,8 @@ pub async fn cancel_order(
               (status = 403, body = Problem), (status = 404, description = "ORDER_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_ORDER_STATE (not PAID), REFUND_EXCEEDS_ORDER (with product_ids), REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn refund_order(
     caller: Caller,
@@ -651,7 +657,8 @@ impl SearchQuery {
     params(SearchQuery),
     responses((status = 200, body = ListResponse<OrderDoc>), (status = 400, body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn search_orders(
     _: Admin,
@@ -694,7 +701,8 @@ pub struct PopularList {
 /// product id.
 #[utoipa::path(get, path = "/api/v1/products/popular", tag = "products",
     params(PopularQuery),
-    responses((status = 200, body = PopularList), (status = 400, body = Problem)))]
+    responses((status = 200, body = PopularList), (status = 400, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)))]
 pub async fn popular_products(
     query: web::Query<PopularQuery>,
     state: web::Data<AppState>,

@@ -283,7 +283,8 @@ impl RetryDeadRequest {
     params(OutboxQuery),
     responses((status = 200, body = ListResponse<OutboxEventView>),
               (status = 400, description = "VALIDATION_ERROR (unknown status, bad limit or cursor)", body = Problem),
-              (status = 401, body = Problem), (status = 403, body = Problem)),
+              (status = 401, body = Problem), (status = 403, body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn list(
     _admin: Admin,
@@ -310,7 +311,8 @@ pub async fn list(
     responses((status = 200, body = OutboxEventDetailView),
               (status = 400, description = "VALIDATION_ERROR (not a UUID)", body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, description = "EVENT_NOT_FOUND", body = Problem)),
+              (status = 404, description = "EVENT_NOT_FOUND", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_event(
     _admin: Admin,
@@ -327,7 +329,8 @@ pub async fn get_event(
     responses((status = 200, body = ListResponse<AttemptView>),
               (status = 400, description = "VALIDATION_ERROR (not a UUID, bad limit or cursor)", body = Problem),
               (status = 401, body = Problem), (status = 403, body = Problem),
-              (status = 404, description = "EVENT_NOT_FOUND", body = Problem)),
+              (status = 404, description = "EVENT_NOT_FOUND", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn attempts(
     _admin: Admin,
@@ -349,7 +352,8 @@ pub async fn attempts(
               (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "EVENT_NOT_FOUND", body = Problem),
               (status = 409, description = "INVALID_EVENT_STATE (the event is not DEAD), REQUEST_IN_PROGRESS", body = Problem),
-              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn retry(
     _admin: Admin,
@@ -371,7 +375,8 @@ pub async fn retry(
               (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, description = "PAYLOAD_TOO_LARGE", body = Problem),
               (status = 415, description = "UNSUPPORTED_MEDIA_TYPE", body = Problem),
-              (status = 422, description = "VALIDATION_ERROR (status not DEAD, unknown event_type, bad or empty created range, unknown field), IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR (status not DEAD, unknown event_type, bad or empty created range, unknown field), IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn retry_dead(
     _admin: Admin,

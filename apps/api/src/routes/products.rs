@@ -233,7 +233,8 @@ fn adjust_error(id: ProductId, e: AdjustStockError) -> ApiError {
 #[utoipa::path(get, path = "/api/v1/products", tag = "products",
     params(ListQuery),
     responses((status = 200, body = ListResponse<ProductView>),
-              (status = 400, description = "VALIDATION_ERROR (limit or cursor)", body = Problem)))]
+              (status = 400, description = "VALIDATION_ERROR (limit or cursor)", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)))]
 pub async fn list_products(
     query: web::Query<ListQuery>,
     state: web::Data<AppState>,
@@ -247,7 +248,8 @@ pub async fn list_products(
     params(("id" = i64, Path, minimum = 1)),
     responses((status = 200, body = ProductView),
               (status = 400, body = Problem),
-              (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem)))]
+              (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)))]
 pub async fn get_product(
     id: PathId<ProductId>,
     state: web::Data<AppState>,
@@ -264,7 +266,8 @@ pub async fn get_product(
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 409, description = "REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR naming the fields, IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR naming the fields, IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn create_product(
     _admin: Admin,
@@ -317,7 +320,8 @@ pub async fn create_product(
               (status = 400, body = Problem), (status = 401, body = Problem), (status = 403, body = Problem),
               (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR naming the fields", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR naming the fields", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn update_product(
     _admin: Admin,
@@ -347,7 +351,8 @@ pub async fn update_product(
               (status = 404, description = "PRODUCT_NOT_FOUND", body = Problem),
               (status = 409, description = "OUT_OF_STOCK (the stock would go below 0), REQUEST_IN_PROGRESS", body = Problem),
               (status = 413, body = Problem), (status = 415, body = Problem),
-              (status = 422, description = "VALIDATION_ERROR (delta 0, out of range, or stock past 1,000,000,000), IDEMPOTENCY_KEY_REUSED", body = Problem)),
+              (status = 422, description = "VALIDATION_ERROR (delta 0, out of range, or stock past 1,000,000,000), IDEMPOTENCY_KEY_REUSED", body = Problem),
+              (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)),
     security(("bearer" = [])))]
 pub async fn adjust_stock(
     _admin: Admin,

@@ -891,3 +891,38 @@ fn every_request_body_refuses_unknown_fields() {
     }
     assert!(checked.contains("PlaceOrderRequest") && checked.contains("OrderItemRequest"));
 }
+
+/// Operations that answer without the database: liveness, and readiness, which reports
+/// a database that does not answer as its own 503 `NOT_READY`.
+const WITHOUT_DATABASE: &[(&str, &str)] = &[("GET", "/health/live"), ("GET", "/health/ready")];
+
+// Invariant (API.md, Conventions): a request that waits on the database longer than the
+// configured bound gets 503 SERVICE_UNAVAILABLE, so every operation that uses the
+// database (all but health) documents that answer, with its example body.
+#[test]
+fn every_operation_on_the_database_documents_503_service_unavailable() {
+    let doc = document();
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for ((method, path), responses) in problem_responses(&doc) {
+        if WITHOUT_DATABASE.contains(&(method.as_str(), path.as_str())) {
+            continue;
+        }
+        checked += 1;
+        let named = responses
+            .iter()
+            .any(|(s, d)| s == "503" && words(d).any(|w| w == "SERVICE_UNAVAILABLE"));
+        let example = &doc["paths"][&path][method.to_ascii_lowercase()]["responses"]["503"]
+            ["content"][commerce_api::error::PROBLEM_JSON]["examples"]["SERVICE_UNAVAILABLE"]
+            ["value"];
+        if !named || example["code"] != "SERVICE_UNAVAILABLE" || example["status"] != 503 {
+            missing.push(format!("{method} {path}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "these operations do not document 503 SERVICE_UNAVAILABLE with its example: {missing:#?}"
+    );
+    assert_eq!(checked, documented().len() - WITHOUT_DATABASE.len());
+    assert!(checked >= 30, "only {checked} operations");
+}
