@@ -415,6 +415,21 @@ pub fn json_body_error(err: &serde_path_to_error::Error<serde_json::Error>) -> A
     }
 }
 
+/// A query string that is not the parameters of its route: 400 `VALIDATION_ERROR` naming
+/// the parameter (a wrong type, a missing value, a parameter the route does not know).
+pub fn query_parameter_error(
+    err: &serde_path_to_error::Error<serde_urlencoded::de::Error>,
+) -> ApiError {
+    let message = clean_message(&err.inner().to_string());
+    let path = err.path().to_string();
+    let field = match named_field(&message) {
+        Some(name) => name.to_string(),
+        None if path == "." || path.is_empty() => "query".to_string(),
+        None => path,
+    };
+    ApiError::bad_request(&field, message)
+}
+
 /// The field serde names in "missing field `x`" and "unknown field `x`, expected ...".
 fn named_field(message: &str) -> Option<&str> {
     let rest = message

@@ -109,6 +109,41 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
+/// The query string as `T`, strictly: a parameter of the wrong type (`user_id=abc`,
+/// `limit=`) is 400 `VALIDATION_ERROR` naming that parameter, and query structs carry
+/// `#[serde(deny_unknown_fields)]`, so a typo (`stauts=PAID`) is refused, not ignored.
+#[derive(Debug)]
+pub struct Query<T>(pub T);
+
+impl<T> Query<T> {
+    /// The parameters.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> std::ops::Deref for Query<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Query<T> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let raw = req.query_string().as_bytes();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(raw));
+        ready(
+            serde_path_to_error::deserialize(de)
+                .map(Query)
+                .map_err(|e| crate::error::query_parameter_error(&e)),
+        )
+    }
+}
+
 /// Reads a whole body, refusing it as soon as it passes the limit.
 pub async fn read_body(mut payload: Payload, limit: BodyLimit) -> Result<web::Bytes, ApiError> {
     let mut body = web::BytesMut::new();
@@ -206,6 +241,7 @@ impl<T: PathValue> FromRequest for PathId<T> {
 /// `?limit=&cursor=` of every list endpoint.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// 1..=100, default 20
     #[param(minimum = 1, maximum = 100)]

@@ -571,8 +571,8 @@ pub const MAX_REFUND_REASON: usize = 200;
 
 impl RefundRequest {
     /// 1..=50 lines of distinct products, 1..=1000 units each; a reason that passes the
-    /// shared text rule ([`kernel::check_text`], at most 200 characters). Names every
-    /// offending field.
+    /// shared text rule ([`kernel::check_text`], at most 200 characters); a blank reason
+    /// is no reason. Names every offending field.
     pub fn new(
         items: Vec<RefundItem>,
         reason: Option<String>,
@@ -585,6 +585,8 @@ impl RefundRequest {
             })
             .collect();
         let mut problems = check_lines(&lines).err().unwrap_or_default();
+        // an empty text box is no reason, not a bad one
+        let reason = reason.filter(|r| !r.trim().is_empty());
         if let Some(r) = &reason {
             if let Err(e) = kernel::check_text(r, MAX_REFUND_REASON) {
                 problems.push(InvalidField {

@@ -714,6 +714,15 @@ fn a_refund_request_names_its_bad_fields() {
     assert_eq!(too_long[0].field, "reason");
     let empty = RefundRequest::new(vec![], None).unwrap_err();
     assert_eq!(empty[0].field, "items");
+    let blank = RefundRequest::new(
+        vec![RefundItem {
+            product_id: pid(1),
+            quantity: q(1),
+        }],
+        Some("  ".into()),
+    )
+    .unwrap();
+    assert_eq!(blank.reason(), None, "a blank reason is no reason");
 }
 
 fn arb_lines() -> impl Strategy<Value = Vec<(i64, i64, i64)>> {

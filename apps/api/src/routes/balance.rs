@@ -2,7 +2,7 @@
 
 use crate::auth::UserScope;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse};
+use crate::extract::{Json, ListQuery, ListResponse, Query};
 use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
@@ -216,7 +216,7 @@ fn charge_approved(receipt: &ChargeReceipt) -> RecordedResponse {
     security(("bearer" = [])))]
 pub async fn history(
     scope: UserScope,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ListResponse<HistoryView>>, ApiError> {
     let page = state.charges.history(scope.user, query.page()?).await?;

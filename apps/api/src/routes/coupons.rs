@@ -3,7 +3,7 @@
 
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, PathId};
+use crate::extract::{Json, ListQuery, ListResponse, PathId, Query};
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
@@ -523,7 +523,7 @@ pub async fn issue_coupon(
     security(("bearer" = [])))]
 pub async fn user_coupons(
     scope: UserScope,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ListResponse<UserCouponView>>, ApiError> {
     let page = state
@@ -545,7 +545,7 @@ pub async fn user_coupons(
     security(("bearer" = [])))]
 pub async fn notifications(
     scope: UserScope,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ListResponse<NotificationView>>, ApiError> {
     let page = state

@@ -4,7 +4,7 @@
 
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, PathId};
+use crate::extract::{Json, ListQuery, ListResponse, PathId, Query};
 use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::products::{out_of_stock, product_not_found};
@@ -483,7 +483,7 @@ pub async fn get_order(
     security(("bearer" = [])))]
 pub async fn list_user_orders(
     scope: UserScope,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let page = state
@@ -588,6 +588,7 @@ pub async fn refund_order(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct SearchQuery {
     /// PENDING, PAID or CANCELLED
     pub status: Option<String>,
@@ -662,7 +663,7 @@ impl SearchQuery {
     security(("bearer" = [])))]
 pub async fn search_orders(
     _: Admin,
-    query: web::Query<SearchQuery>,
+    query: Query<SearchQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = query.filter()?;
@@ -677,6 +678,7 @@ pub async fn search_orders(
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct PopularQuery {
     /// look back this many days, 1..=30 (default 3)
     #[param(minimum = 1, maximum = 30)]
@@ -704,7 +706,7 @@ pub struct PopularList {
     responses((status = 200, body = PopularList), (status = 400, body = Problem),
               (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)))]
 pub async fn popular_products(
-    query: web::Query<PopularQuery>,
+    query: Query<PopularQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<PopularList>, ApiError> {
     let days = query.days.unwrap_or(3);

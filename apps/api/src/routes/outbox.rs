@@ -4,7 +4,7 @@
 
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{ListQuery, ListResponse, PathId};
+use crate::extract::{ListQuery, ListResponse, PathId, Query};
 use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -215,6 +215,7 @@ fn not_found(id: Uuid) -> ApiError {
 /// `?status=&limit=&cursor=`
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct OutboxQuery {
     /// PENDING, DELIVERED or DEAD; all events when absent
     #[param(value_type = Option<OutboxStatusView>)]
@@ -288,7 +289,7 @@ impl RetryDeadRequest {
     security(("bearer" = [])))]
 pub async fn list(
     _admin: Admin,
-    query: web::Query<OutboxQuery>,
+    query: Query<OutboxQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ListResponse<OutboxEventView>>, ApiError> {
     let query = query.into_inner();
@@ -335,7 +336,7 @@ pub async fn get_event(
 pub async fn attempts(
     _admin: Admin,
     event_id: PathId<Uuid>,
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ListResponse<AttemptView>>, ApiError> {
     let page = query.page()?;

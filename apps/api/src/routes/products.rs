@@ -3,7 +3,7 @@
 
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, PathId};
+use crate::extract::{Json, ListQuery, ListResponse, PathId, Query};
 use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -236,7 +236,7 @@ fn adjust_error(id: ProductId, e: AdjustStockError) -> ApiError {
               (status = 400, description = "VALIDATION_ERROR (limit or cursor)", body = Problem),
               (status = 503, description = "SERVICE_UNAVAILABLE", body = Problem)))]
 pub async fn list_products(
-    query: web::Query<ListQuery>,
+    query: Query<ListQuery>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ListResponse<ProductView>>, ApiError> {
     let page = state.stock.products(query.page()?).await?;
