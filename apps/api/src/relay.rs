@@ -1,5 +1,7 @@
 //! The outbox relay job of `serve`: delivers batches of due events while there are some,
-//! then sleeps until an event is committed (LISTEN/NOTIFY) or a retry may be due (poll).
+//! then sleeps until this process commits an event (an in-process signal from the order
+//! store), an operator makes one PENDING again (LISTEN/NOTIFY), or a retry may be due
+//! (poll; events committed by other instances are found this way too).
 //! It stops only between batches, so every claimed event has its outcome recorded.
 //! A database that stalls or drops connections costs it a timeout per step (the store
 //! and the listener bound every statement and reconnect by themselves), never a hang:
@@ -17,6 +19,7 @@ use outbox::{AfterFailure, BatchReport, OutboxRelay, OutboxStore, RelaySettings,
 use postgres_adapter::{OutboxListener, PgOutboxStore, PgPool};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// Events claimed and delivered at once.
@@ -33,6 +36,7 @@ pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn start(
     settings: &Settings,
     pool: PgPool,
+    events: Arc<Notify>,
     metrics: web::Data<Metrics>,
     shutdown: Shutdown,
 ) -> Option<JoinHandle<()>> {
@@ -41,6 +45,7 @@ pub fn start(
         Ok(Some(relay)) => Some(spawn(
             relay,
             OutboxListener::new(settings.database.url.clone()),
+            events,
             poll_interval(&settings.data_platform),
             metrics,
             shutdown,
@@ -99,10 +104,13 @@ pub fn poll_interval(settings: &DataPlatformSettings) -> Duration {
     Duration::from_millis(settings.backoff_base_ms.clamp(20, 1_000))
 }
 
-/// Runs the relay until shutdown, counting outcomes in `metrics`.
+/// Runs the relay until shutdown, counting outcomes in `metrics`. It wakes when this
+/// process commits an event (`events`), when an operator's retry makes an event PENDING
+/// in any instance (the listener), and at least every `poll`.
 pub fn spawn(
     relay: OutboxRelay,
     mut listener: OutboxListener,
+    events: Arc<Notify>,
     poll: Duration,
     metrics: web::Data<Metrics>,
     mut shutdown: Shutdown,
@@ -147,6 +155,7 @@ pub fn spawn(
             }
             tokio::select! {
                 _ = listener.wait(poll) => {}
+                _ = events.notified() => {}
                 _ = shutdown.sleep(poll) => {}
             }
         }

@@ -100,8 +100,10 @@ impl Application {
             Arc::new(PgNotificationInbox::new(pool.clone())),
             clock,
         );
+        // the order store signals this process's relay when it commits an event
+        let events = Arc::new(tokio::sync::Notify::new());
         let orders = OrderService::new(
-            Arc::new(PgOrderStore::new(pool.clone())),
+            Arc::new(PgOrderStore::new(pool.clone()).with_event_signal(events.clone())),
             Arc::new(SystemClock),
             Duration::from_secs(settings.orders.pending_ttl_seconds),
         );
@@ -130,6 +132,7 @@ impl Application {
             coupons,
             outbox,
             orders,
+            events,
         });
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);
@@ -236,6 +239,7 @@ fn start_jobs(
     handles.extend(crate::relay::start(
         settings,
         state.pool.clone(),
+        state.events.clone(),
         metrics.clone(),
         shutdown.clone(),
     ));

@@ -20,4 +20,6 @@ pub struct AppState {
     pub coupons: CouponService,
     pub outbox: OutboxAdmin,
     pub orders: OrderService,
+    /// Signalled when this process commits an outbox event (wakes its relay).
+    pub events: Arc<tokio::sync::Notify>,
 }

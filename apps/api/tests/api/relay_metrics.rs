@@ -57,7 +57,10 @@ async fn relay_failures_and_deliveries_are_counted_on_metrics() {
     let deadline = tokio::time::Instant::now() + WITHIN;
     let text = loop {
         let text = scrape(&app).await;
-        if sample(&text, DELIVERED).is_some() {
+        // the counters and the backlog gauge are read at slightly different moments of
+        // one scrape: wait until both show the delivery
+        let gauge = sample(&text, r#"commerce_outbox_events{status="DELIVERED"}"#);
+        if sample(&text, DELIVERED).is_some() && gauge == Some(1.0) {
             break text;
         }
         assert!(

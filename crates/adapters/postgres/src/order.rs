@@ -44,17 +44,38 @@ use order::{
     PaymentStatus, PlaceDecision, PlaceOrder, PlaceOrderError, ProductSales, Refund,
     RefundDecision, RefundItem, RefundOrderError,
 };
+use std::sync::Arc;
+use tokio::sync::Notify;
 
 /// The PostgreSQL order store.
 #[derive(Clone)]
 pub struct PgOrderStore {
     pool: PgPool,
+    events: Option<Arc<Notify>>,
 }
 
 impl PgOrderStore {
     /// A store over `pool`.
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self { pool, events: None }
+    }
+
+    /// The same store, signalling `events` each time a use case commits an outbox
+    /// event, so this process's relay sends it at once. (Events are not announced with
+    /// NOTIFY from the order transaction: PostgreSQL serialises the commits of every
+    /// transaction that notified, cluster-wide, each waiting for the previous one's
+    /// WAL flush; relays of other instances find them by polling.)
+    pub fn with_event_signal(mut self, events: Arc<Notify>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn committed(&self, plan: &OrderPlan) {
+        if plan.event.is_some() {
+            if let Some(events) = &self.events {
+                events.notify_one();
+            }
+        }
     }
 }
 
@@ -1045,7 +1066,9 @@ impl PgOrderStore {
                 Ok(plan)
             })
             .await;
-        result.map_err(|e| e.into_error(context))
+        let plan = result.map_err(|e| e.into_error(context))?;
+        self.committed(&plan);
+        Ok(plan)
     }
 }
 
@@ -1115,10 +1138,12 @@ impl OrderStore for PgOrderStore {
                 write_plan(conn, &plan, record.as_ref())
                     .await
                     .map_err(Abort::Failed)?;
-                Ok(plan.order)
+                Ok(plan)
             })
             .await;
-        result.map_err(|e| e.into_error("placing an order"))
+        let plan = result.map_err(|e| e.into_error("placing an order"))?;
+        self.committed(&plan);
+        Ok(plan.order)
     }
 
     async fn pay(
