@@ -1,19 +1,16 @@
 -- Shared by the wrk scripts of make bench (wrk runs them from the repository root).
 --
--- setup() numbers the threads: request k of thread t (of T threads) is request number
--- t + k*T, so the requests in flight at one moment have consecutive numbers and the
--- scripts give them different users (and, when spread, different products).
+-- setup() numbers the threads: request k of thread t (of T = $BENCH_THREADS, wrk's -t)
+-- is request number t + k*T, so the requests in flight at one moment have consecutive
+-- numbers and the scripts give them different users (and, when spread, products).
 -- done() prints one machine-readable line that scripts/bench/report.py reads.
 
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
+  thread:set("nthreads", tonumber(os.getenv("BENCH_THREADS")))
   threads = threads + 1
-  thread:set("nthreads", 0) -- filled in below, once every thread is known
-  table.insert(all_threads, thread)
-  for _, t in ipairs(all_threads) do t:set("nthreads", threads) end
 end
-all_threads = {}
 
 -- "user_id token" lines of $BENCH_USERS
 function load_users()
