@@ -106,19 +106,20 @@ run_http() {
   python3 scripts/bench/report.py add "$results" "$name" "$c" http "$dir/$name-$c-http.json"
 }
 
-# run_pgbench SCENARIO CONNS SCRIPT -D...: pgbench -M prepared for $secs, measured
+# run_pgbench SCENARIO CONNS CLIENTS SCRIPT -D...: pgbench -M prepared, CLIENTS
+# connections, for $secs, measured, shown in the row of CONNS
 run_pgbench() {
   [ $have_pgbench = 1 ] || return 0
-  local name=$1 c=$2 script=$3; shift 3
+  local name=$1 c=$2 clients=$3 script=$4; shift 4
   local defines=()
   if [ -f "$script.defines" ]; then
     while IFS= read -r d; do defines+=(-D "$d"); done < "$script.defines"
   fi
   psql "$url" -qc CHECKPOINT
   python3 scripts/bench/measure.py --db "$db" --warmup 2 --out "$dir/$name-$c-pgbench.json" -- \
-    pgbench -n -M prepared -c "$c" -j 2 -T "$secs" -l --log-prefix="$dir/$name-$c-pglog" \
-      -D n=0 -D nclients="$c" "${defines[@]}" "$@" -f "$script" "$url"
-  python3 scripts/bench/report.py add "$results" "$name" "$c" pgbench "$dir/$name-$c-pgbench.json" "$dir/$name-$c-pglog"
+    pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" -l --log-prefix="$dir/$name-$c-pglog" \
+      -D n=0 -D nclients="$clients" "${defines[@]}" "$@" -f "$script" "$url"
+  python3 scripts/bench/report.py add "$results" "$name" "$c" pgbench "$dir/$name-$c-pgbench.json" "$dir/$name-$c-pglog" "$clients"
 }
 
 show() {  # the last row(s) added, as a progress line
@@ -153,7 +154,7 @@ echo "== 1. pay-now orders spread over 1,000 products: wrk beside pgbench, ${sec
 for c in $conns_list; do
   run_http spread "$c" orders.lua /api/v1/orders; show
   # shellcheck disable=SC2046
-  run_pgbench spread "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"; show
+  run_pgbench spread "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"; show
 done
 
 # What the outbox's NOTIFY trigger costs: PostgreSQL serialises the commits of
@@ -165,17 +166,24 @@ if [ "$(psql "$url" -tAc "SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox
   psql "$url" -qc "ALTER TABLE outbox_events DISABLE TRIGGER outbox_events_notify"
   for c in $conns_list; do
     # shellcheck disable=SC2046
-    run_pgbench spread-nonotify "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"; show
+    run_pgbench spread-nonotify "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"; show
   done
   psql "$url" -qc "ALTER TABLE outbox_events ENABLE TRIGGER outbox_events_notify"
 fi
+
+# The single-row figures (hot product, hot coupon) use as many pgbench connections as
+# the server can have transactions at once: its pool (wrk's other connections wait in
+# the server, holding no lock). 32 pgbench backends queued on one row cost more than
+# 16 and would flatter the service.
+pool=${COMMERCE__DATABASE__POOL_SIZE:-$(grep -m1 '^pool_size' config/default.toml | tr -dc 0-9)}
+single_row_clients() { echo $(( $1 < pool ? $1 : pool )); }
 
 echo "== 2. pay-now orders for ONE product: wrk beside pgbench's single-row figure"
 export BENCH_PRODUCTS=1
 for c in $conns_list; do
   run_http hot "$c" orders.lua /api/v1/orders; show
   # shellcheck disable=SC2046
-  run_pgbench hot "$c" "$single_row" $(order_defines 1 1) -D p_event_payload="$payload"; show
+  run_pgbench hot "$c" "$(single_row_clients "$c")" "$single_row" $(order_defines 1 1) -D p_event_payload="$payload"; show
 done
 
 echo "== 3. FCFS issuing of ONE coupon (every request a new user): wrk beside pgbench"
@@ -184,7 +192,7 @@ for c in $conns_list; do
   python3 scripts/bench/tokens.py "$template" "$COMMERCE__AUTH__JWT_SECRET" "$first" "$coupon_users" > "$dir/coupon-users-$c.txt"
   BENCH_USERS=$dir/coupon-users-$c.txt BENCH_COUPON=$http_coupon run_http coupon "$c" coupon.lua; show
   first=$((first + coupon_users))
-  run_pgbench coupon "$c" "$dir/coupon_issue.sql" -D coupon="$pg_coupon" \
+  run_pgbench coupon "$c" "$(single_row_clients "$c")" "$dir/coupon_issue.sql" -D coupon="$pg_coupon" \
     -D first_user=$((50000000 + c * 1000000)) -D p_now="$(pg_now)"; show
 done
 issued=$(psql "$url" -tAc "SELECT string_agg(issued_quantity || '=' || (SELECT count(*) FROM user_coupons u WHERE u.coupon_id = c.id), ' ') FROM coupons c")
@@ -192,11 +200,11 @@ note "coupons after the runs, issued_quantity=owners: $issued (must be equal)"
 
 echo "== 5. GET /products/popular?days=30 beside pgbench, 16 connections"
 run_http popular 16 get.lua "/api/v1/products/popular?days=30"; show
-run_pgbench popular 16 "$dir/best_sellers.sql" -D p_limit=5 \
+run_pgbench popular 16 16 "$dir/best_sellers.sql" -D p_limit=5 \
   -D p_since="$(date -u -d '-30 days' +%Y-%m-%dT%H:%M:%SZ)"; show
 
 stop_server
-note "server: release build, RUST_LOG=error, pool_size $(grep -m1 pool_size config/default.toml | tr -dc 0-9) (default), wrk -t2; pgbench -M prepared -j 2; ${secs}s per run; $(nproc) cores"
+note "server: release build, RUST_LOG=error, pool_size $pool, wrk -t2; pgbench -M prepared -j 2; ${secs}s per run; $(nproc) cores"
 echo
 python3 scripts/bench/report.py table "$results" "$report"
 echo "(written to $report; raw runs in $dir/)"

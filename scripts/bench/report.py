@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Collects the runs of `make bench` and prints the table (and .data/bench-report.md).
 
-usage: report.py add RESULTS.jsonl SCENARIO CONNS SIDE MEASURE.json [PGBENCH_LOG_PREFIX]
+usage: report.py add RESULTS.jsonl SCENARIO CONNS SIDE MEASURE.json [PGBENCH_LOG_PREFIX [CLIENTS]]
        report.py note RESULTS.jsonl TEXT...            (a line printed under the table)
        report.py table RESULTS.jsonl REPORT.md
 
@@ -74,13 +74,14 @@ def parse_pgbench(log, prefix, window):
     }
 
 
-def add(results, scenario, conns, side, measure, prefix=None):
+def add(results, scenario, conns, side, measure, prefix=None, clients=None):
     with open(measure) as f:
         m = json.load(f)
     log = open(measure[: -len(".json")] + ".log").read()
     r = (parse_wrk(log) if side == "http"
          else parse_pgbench(log, prefix, (m.get("window_start"), m.get("window_end"))))
-    rec = {"scenario": scenario, "conns": int(conns), "side": side, "exit": m["exit"]}
+    rec = {"scenario": scenario, "conns": int(conns), "side": side, "exit": m["exit"],
+           "clients": int(clients or conns)}
     if r is None:
         tail = " | ".join(l for l in log.strip().splitlines()[-3:])
         rec["failed"] = tail[-300:] or f"exit {m['exit']}"
@@ -167,7 +168,8 @@ def table(results, out):
                 return fmt(r.get(k))
 
             others = [x.get("others_cores") for x in (h, p) if x.get("others_cores") is not None]
-            w(f"| {label} | {c} | {cell(h, 'rate', f0)} | {cell(p, 'rate', f0)} "
+            shown = f"{c} (pgbench {p['clients']})" if p.get("clients", c) != c else f"{c}"
+            w(f"| {label} | {shown} | {cell(h, 'rate', f0)} | {cell(p, 'rate', f0)} "
               f"| {f2(ratio(h.get('rate'), p.get('rate')))} "
               f"| {cell(h, 'p50_ms', f1)} / {cell(h, 'p99_ms', f1)} "
               f"| {cell(p, 'p50_ms', f1)} / {cell(p, 'p99_ms', f1)} "
