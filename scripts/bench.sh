@@ -158,8 +158,8 @@ for c in $conns_list; do
 done
 
 # What the outbox's NOTIFY trigger costs: PostgreSQL serialises the commits of
-# transactions that NOTIFY (a database-wide lock held until the commit is flushed), so
-# every order waits for the previous order's WAL flush. The same pgbench with the
+# transactions that NOTIFY (one lock for the whole cluster, taken at commit and held
+# until the commit is flushed), so every order waits for the previous order's flush. The same pgbench with the
 # trigger off (in the bench database only) shows the ceiling it sets.
 if [ "$(psql "$url" -tAc "SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_events_notify'")" = 1 ]; then
   echo "== 1b. the same pgbench with the outbox NOTIFY trigger off (bench database only)"

@@ -6,8 +6,9 @@ usage: queries.py search DB_URL RESULTS.jsonl [BASE_URL ADMIN_TOKEN]
 
 search (issue 13): for each filter of GET /api/v1/admin/orders, the two statements a
 page costs, as the store sends them: PgOrderStore::search's id query (diesel builds it:
-written out here by hand, the same text with the values in place of the $n
-parameters, which PostgreSQL plans alike since diesel sends it unnamed) and
+written out here by hand, as log_statement shows it, with the values in place of the
+$n parameters; a boxed query is prepared anew for each request, so PostgreSQL plans it
+with the values, as here) and
 ReadOrders (read from order.rs) for the ids it returns. Page time = planning +
 execution of both. The plan "uses an index" when no node is a Seq Scan on orders.
 With BASE_URL, also the whole HTTP request (curl, median of 5).
