@@ -96,6 +96,15 @@ check_token=$(sed -n 2p "$dir/buyers.txt" | cut -d' ' -f2)
 curl -fs -o /dev/null -H "Authorization: Bearer $check_token" "$base/api/v1/users/2/balance" \
   || { echo "the server refuses the minted tokens (scripts/bench/tokens.py)"; exit 1; }
 
+show() {  # the row just added, as a progress line
+  python3 - "$results" <<'PY'
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+if "failed" in r: print(f"   {r['scenario']} {r['conns']} {r['side']}: FAILED {r['failed']}")
+elif "rate" in r: print(f"   {r['scenario']} {r['conns']} {r['side']}: {r['rate']:,.0f}/s p99 {r['p99_ms'] or 0:.1f} ms")
+PY
+}
+
 # run_http SCENARIO CONNS LUA [URL]: wrk for $secs, measured (environment: BENCH_*)
 run_http() {
   [ $have_wrk = 1 ] || return 0
@@ -104,6 +113,7 @@ run_http() {
   python3 scripts/bench/measure.py --db "$db" --server-pid "$server_pid" --out "$dir/$name-$c-http.json" -- \
     wrk -t"$BENCH_THREADS" -c"$c" -d"${secs}s" --timeout 10s -s "scripts/bench/wrk/$lua" "$base$path"
   python3 scripts/bench/report.py add "$results" "$name" "$c" http "$dir/$name-$c-http.json"
+  show
 }
 
 # run_pgbench SCENARIO CONNS CLIENTS SCRIPT -D...: pgbench -M prepared, CLIENTS
@@ -120,15 +130,7 @@ run_pgbench() {
     pgbench -n -M prepared -c "$clients" -j 2 -T "$secs" -l --log-prefix="$dir/$name-$c-pglog" \
       -D n=0 -D nclients="$clients" "${defines[@]}" "$@" -f "$script" "$url"
   python3 scripts/bench/report.py add "$results" "$name" "$c" pgbench "$dir/$name-$c-pgbench.json" "$dir/$name-$c-pglog" "$clients"
-}
-
-show() {  # the last row(s) added, as a progress line
-  python3 - "$results" <<'PY'
-import json, sys
-r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
-if "failed" in r: print(f"   {r['scenario']} {r['conns']} {r['side']}: FAILED {r['failed']}")
-elif "rate" in r: print(f"   {r['scenario']} {r['conns']} {r['side']}: {r['rate']:,.0f}/s p99 {r['p99_ms'] or 0:.1f} ms")
-PY
+  show
 }
 
 # --- warm up: fills the pool and every connection's prepared statements -----------------
@@ -152,9 +154,9 @@ order_defines() {  # -D values of the pay-now script, $1 = first product, $2 = p
 
 echo "== 1. pay-now orders spread over 1,000 products: wrk beside pgbench, ${secs}s each"
 for c in $conns_list; do
-  run_http spread "$c" orders.lua /api/v1/orders; show
+  run_http spread "$c" orders.lua /api/v1/orders
   # shellcheck disable=SC2046
-  run_pgbench spread "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"; show
+  run_pgbench spread "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"
 done
 
 # What the outbox's NOTIFY trigger costs: PostgreSQL serialises the commits of
@@ -166,7 +168,7 @@ if [ "$(psql "$url" -tAc "SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox
   psql "$url" -qc "ALTER TABLE outbox_events DISABLE TRIGGER outbox_events_notify"
   for c in $conns_list; do
     # shellcheck disable=SC2046
-    run_pgbench spread-nonotify "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"; show
+    run_pgbench spread-nonotify "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"
   done
   psql "$url" -qc "ALTER TABLE outbox_events ENABLE TRIGGER outbox_events_notify"
 fi
@@ -181,27 +183,27 @@ single_row_clients() { echo $(( $1 < pool ? $1 : pool )); }
 echo "== 2. pay-now orders for ONE product: wrk beside pgbench's single-row figure"
 export BENCH_PRODUCTS=1
 for c in $conns_list; do
-  run_http hot "$c" orders.lua /api/v1/orders; show
+  run_http hot "$c" orders.lua /api/v1/orders
   # shellcheck disable=SC2046
-  run_pgbench hot "$c" "$(single_row_clients "$c")" "$single_row" $(order_defines 1 1) -D p_event_payload="$payload"; show
+  run_pgbench hot "$c" "$(single_row_clients "$c")" "$single_row" $(order_defines 1 1) -D p_event_payload="$payload"
 done
 
 echo "== 3. FCFS issuing of ONE coupon (every request a new user): wrk beside pgbench"
 first=1000001
 for c in $conns_list; do
-  python3 scripts/bench/tokens.py "$template" "$COMMERCE__AUTH__JWT_SECRET" "$first" "$coupon_users" > "$dir/coupon-users-$c.txt"
-  BENCH_USERS=$dir/coupon-users-$c.txt BENCH_COUPON=$http_coupon run_http coupon "$c" coupon.lua; show
+  [ $have_wrk = 0 ] || python3 scripts/bench/tokens.py "$template" "$COMMERCE__AUTH__JWT_SECRET" "$first" "$coupon_users" > "$dir/coupon-users-$c.txt"
+  BENCH_USERS=$dir/coupon-users-$c.txt BENCH_COUPON=$http_coupon run_http coupon "$c" coupon.lua
   first=$((first + coupon_users))
   run_pgbench coupon "$c" "$(single_row_clients "$c")" "$dir/coupon_issue.sql" -D coupon="$pg_coupon" \
-    -D first_user=$((50000000 + c * 1000000)) -D p_now="$(pg_now)"; show
+    -D first_user=$((50000000 + c * 1000000)) -D p_now="$(pg_now)"
 done
 issued=$(psql "$url" -tAc "SELECT string_agg(issued_quantity || '=' || (SELECT count(*) FROM user_coupons u WHERE u.coupon_id = c.id), ' ') FROM coupons c")
 note "coupons after the runs, issued_quantity=owners: $issued (must be equal)"
 
 echo "== 5. GET /products/popular?days=30 beside pgbench, 16 connections"
-run_http popular 16 get.lua "/api/v1/products/popular?days=30"; show
+run_http popular 16 get.lua "/api/v1/products/popular?days=30"
 run_pgbench popular 16 16 "$dir/best_sellers.sql" -D p_limit=5 \
-  -D p_since="$(date -u -d '-30 days' +%Y-%m-%dT%H:%M:%SZ)"; show
+  -D p_since="$(date -u -d '-30 days' +%Y-%m-%dT%H:%M:%SZ)"
 
 stop_server
 note "server: release build, RUST_LOG=error, pool_size $pool, wrk -t2; pgbench -M prepared -j 2; ${secs}s per run; $(nproc) cores"
