@@ -6,9 +6,23 @@ DO $$ BEGIN SET session_replication_role = replica;
 EXCEPTION WHEN insufficient_privilege THEN NULL; END $$;
 --
 -- 1,000 products: product g costs 1000 + g won (the pgbench order script relies on
--- it) with 1,000,000,000 in stock (no bench run empties one).
-INSERT INTO products (name, price, stock, created_at, updated_at)
-SELECT 'bench product ' || g, 1000 + g, 1000000000, now(), now() FROM generate_series(1, 1000) g;
+-- it) with 1,000,000,000 in stock (no bench run empties one): in products.stock before
+-- stock slots (issue 11), in 8 slots of 125,000,000 after (stock::SLOTS, as the
+-- migration and the admin endpoint make them).
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.columns
+                WHERE table_name = 'products' AND column_name = 'stock') THEN
+        INSERT INTO products (name, price, stock, created_at, updated_at)
+        SELECT 'bench product ' || g, 1000 + g, 1000000000, now(), now()
+          FROM generate_series(1, 1000) g;
+    ELSE
+        INSERT INTO products (name, price, created_at, updated_at)
+        SELECT 'bench product ' || g, 1000 + g, now(), now() FROM generate_series(1, 1000) g;
+        INSERT INTO stock_slots (product_id, slot, units)
+        SELECT p.id, s, 125000000 FROM products p CROSS JOIN generate_series(0, 7) s;
+    END IF;
+END $$;
 
 -- 1,000,000 orders over the last 60 days, ids in time order as in production (the
 -- admin search's created range and its ORDER BY id DESC then disagree, the hard case),
@@ -46,12 +60,20 @@ INSERT INTO balances (user_id, balance, updated_at)
 SELECT g, 1000000000, now() FROM generate_series(1, 10000) g;
 
 -- Two FCFS coupons for the drop scenario (one for HTTP, one for pgbench), large enough
--- never to sell out during a run.
+-- never to sell out during a run; after coupon slots (issue 11) `coupons` is a view
+-- that takes the insert, and each coupon gets its 8 slots (coupon::SLOTS).
 INSERT INTO coupons (name, discount_type, discount_value, total_quantity, valid_from,
                      valid_until, created_at)
 SELECT 'bench drop ' || side, 'FIXED', 1000, 10000000, now() - interval '1 hour',
        now() + interval '1 day', now()
   FROM unnest(ARRAY['http', 'pgbench']) side;
+DO $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = 'coupon_slots') THEN
+        INSERT INTO coupon_slots (coupon_id, slot, issued, remaining, open)
+        SELECT c.id, s, 0, 10000000 / 8, true FROM coupons c CROSS JOIN generate_series(0, 7) s;
+    END IF;
+END $$;
 
 RESET session_replication_role;
 VACUUM ANALYZE;

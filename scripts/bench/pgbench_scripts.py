@@ -15,7 +15,7 @@ pay_now, no coupon, no Idempotency-Key. The decision between the two statements 
 domain's (Rust); for this order it is plain arithmetic, done with \\set.
 
 usage: pgbench_scripts.py pay-now OUT.sql          (LockPlace + WritePlan, order.rs)
-       pgbench_scripts.py coupon-issue OUT.sql     (ISSUE_SQL, coupon.rs)
+       pgbench_scripts.py coupon-issue OUT.sql     (IssueCoupon or ISSUE_SQL, coupon.rs)
        pgbench_scripts.py best-sellers OUT.sql     (PgOrderStore::best_sellers, order.rs)
        pgbench_scripts.py read-orders              (prints ReadOrders, order.rs)
 Each OUT.sql comes with OUT.sql.defines: name=value lines for pgbench -D (constants).
@@ -26,12 +26,13 @@ import os
 import re
 import sys
 
+# ORDER_RS / COUPON_RS may be pointed elsewhere (to try another checkout's SQL)
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rust_sql  # noqa: E402
 
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-ORDER_RS = os.path.join(ROOT, "crates/adapters/postgres/src/order.rs")
-COUPON_RS = os.path.join(ROOT, "crates/adapters/postgres/src/coupon.rs")
+ORDER_RS = os.environ.get("ORDER_RS", os.path.join(ROOT, "crates/adapters/postgres/src/order.rs"))
+COUPON_RS = os.environ.get("COUPON_RS", os.path.join(ROOT, "crates/adapters/postgres/src/coupon.rs"))
 
 
 # What each parameter of LockPlace and WritePlan is for a pay-now order of one line,
@@ -44,6 +45,7 @@ PAY_NOW = {
     "from_cart": ("const", "false"),
     "user_id": ("var", "uid"),
     "product_ids": ("expr", "ARRAY[:pid::int8]"),
+    "quantities": ("const", "{1}"),  # since stock slots (issue 11)
     "coupon_id": ("null",),
     "pay_now": ("const", "true"),
     # WritePlan: the order and its line, as the decision prices them
@@ -68,6 +70,10 @@ PAY_NOW = {
     "now": ("var", "p_now"),
     # stock, coupon (none), balance and its history row
     "stock_products": ("var", "s_product_ids"),
+    # since stock slots: the slot the snapshot holds (take_stock_slots); when it had to
+    # combine every slot, unnest pairs the first one with the product, as the decision
+    # takes one unit from the first slot that has it
+    "stock_slots": ("var", "s_slot_indexes"),
     "stock_deltas": ("const", "{-1}"),
     "user_coupon_id": ("null",),
     "coupon_status": ("const", "AVAILABLE"),
@@ -181,11 +187,19 @@ def pay_now(out):
 
 
 def coupon_issue(out):
-    sql = rust_sql.read_source(COUPON_RS)["ISSUE_SQL"]
-    # PgCouponStore::issue binds $1 coupon (BigInt), $2 user (BigInt), $3 now (Timestamptz)
-    sql = positional(sql, {1: ":coupon::int8", 2: ":uid::int8", 3: ":p_now::timestamptz"})
+    stmts = rust_sql.read_source(COUPON_RS)
+    if "IssueCoupon" in stmts:
+        # since coupon slots (issue 11): a crate::sql statement with named parameters
+        values = {"coupon": ("var", "coupon"), "user": ("var", "uid"), "now": ("var", "p_now")}
+        sql = translate(stmts["IssueCoupon"], rust_sql.bind_types(COUPON_RS), values, {})
+        src = "crates/adapters/postgres/src/coupon.rs (IssueCoupon)"
+    else:
+        # PgCouponStore::issue binds $1 coupon (BigInt), $2 user (BigInt), $3 now (Timestamptz)
+        sql = positional(stmts["ISSUE_SQL"],
+                         {1: ":coupon::int8", 2: ":uid::int8", 3: ":p_now::timestamptz"})
+        src = "crates/adapters/postgres/src/coupon.rs (ISSUE_SQL)"
     write(out, [
-        HEADER.format(src="crates/adapters/postgres/src/coupon.rs (ISSUE_SQL)"),
+        HEADER.format(src=src),
         "-- First-come-first-served issuing of one coupon, one statement (autocommit),",
         "-- each transaction for a user never seen before: first_user + client + k * nclients.",
         "\\set n :n + 1",

@@ -129,7 +129,8 @@ SCENARIOS = [
     ("spread-nonotify", "same, outbox NOTIFY trigger off",
      "pgbench only: the same SQL with outbox_events_notify disabled"),
     ("hot", "pay-now orders, ONE product", "pgbench: the pre-slot SQL on one product row"),
-    ("coupon", "FCFS coupon issue, one coupon", "pgbench: ISSUE_SQL on one coupon row"),
+    ("coupon", "FCFS coupon issue, one coupon",
+     "pgbench: the pre-slot ISSUE_SQL on one coupon counter row"),
     ("popular", "GET /products/popular?days=30", "pgbench: best_sellers SQL"),
 ]
 
