@@ -16,7 +16,6 @@ compiling: the "others" column) shows up in both and the RATIO is what to read.
 import glob
 import json
 import re
-import statistics
 import sys
 
 
