@@ -13,7 +13,7 @@ fuzz: ## contract fuzzing of a running server with schemathesis (no 5xx, respons
 docs-check: ## open /docs in headless Chromium and check the operations list renders offline
 	@scripts/docs-check.sh
 
-bench: ## speed goals: popular products on 1M order lines, HTTP throughput (wrk)
+bench: ## speed goals (issues 10, 11, 13): HTTP beside pgbench on the same SQL, admin search, popular products; table in .data/bench-report.md
 	@scripts/bench.sh
 
 build: ## build everything
