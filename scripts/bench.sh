@@ -6,7 +6,6 @@
 # transaction straight on the same database, back to back: the machine is shared and
 # noisy, so the RATIO is what to read. Scenarios:
 #   1. pay-now orders spread over 1,000 products       (issue 10)  8 and 32 connections
-#      (and pgbench alone with the outbox NOTIFY trigger off: what that trigger costs)
 #   2. pay-now orders all for ONE product              (issue 11)  8 and 32
 #   3. FCFS issuing of ONE coupon, every user new      (issue 11)  8 and 32
 #   4. admin order search on 1,000,000 orders, per filter (issue 13, EXPLAIN ANALYZE)
@@ -159,20 +158,6 @@ for c in $conns_list; do
   # shellcheck disable=SC2046
   run_pgbench spread "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"
 done
-
-# What the outbox's NOTIFY trigger costs: PostgreSQL serialises the commits of
-# transactions that NOTIFY (one lock for the whole cluster, taken at commit and held
-# until the commit is flushed), so every order waits for the previous order's flush. The same pgbench with the
-# trigger off (in the bench database only) shows the ceiling it sets.
-if [ "$(psql "$url" -tAc "SELECT count(*) FROM pg_trigger WHERE tgname = 'outbox_events_notify'")" = 1 ]; then
-  echo "== 1b. the same pgbench with the outbox NOTIFY trigger off (bench database only)"
-  psql "$url" -qc "ALTER TABLE outbox_events DISABLE TRIGGER outbox_events_notify"
-  for c in $conns_list; do
-    # shellcheck disable=SC2046
-    run_pgbench spread-nonotify "$c" "$c" "$pay_now" $(order_defines 1 1000) -D p_event_payload="$payload"
-  done
-  psql "$url" -qc "ALTER TABLE outbox_events ENABLE TRIGGER outbox_events_notify"
-fi
 
 # The single-row figures (hot product, hot coupon) use as many pgbench connections as
 # the server can have transactions at once: its pool (wrk's other connections wait in

@@ -13,7 +13,11 @@ trap 'scripts/drop-test-dbs.sh "$DATABASE_URL"' EXIT
 echo "== tests"
 if command -v cargo-nextest >/dev/null 2>&1; then
   cargo nextest run --workspace --no-fail-fast "$@"
+  echo "== doctests"
+  cargo test --workspace --doc --no-fail-fast
 else
   echo "(cargo-nextest not found: using cargo test; 'cargo install cargo-nextest' is faster)"
   cargo test --workspace --no-fail-fast "$@"
 fi
+echo "== example (the shop's flow on the in-memory store)"
+cargo run --quiet --example shop -p memory-adapter >/dev/null

@@ -125,8 +125,6 @@ def f2(v):
 
 SCENARIOS = [
     ("spread", "pay-now orders, 1,000 products", "pgbench: same SQL (LockPlace + WritePlan)"),
-    ("spread-nonotify", "same, outbox NOTIFY trigger off",
-     "pgbench only: the same SQL with outbox_events_notify disabled"),
     ("hot", "pay-now orders, ONE product", "pgbench: the pre-slot SQL on one product row"),
     ("coupon", "FCFS coupon issue, one coupon",
      "pgbench: the pre-slot ISSUE_SQL on one coupon counter row"),

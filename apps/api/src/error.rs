@@ -241,10 +241,6 @@ impl ApiError {
         self.code.as_str()
     }
 
-    pub fn problem_code(&self) -> ProblemCode {
-        self.code
-    }
-
     /// 422 VALIDATION_ERROR naming the fields (at most [`MAX_FIELD_ERRORS`] of them).
     pub fn validation(mut errors: Vec<FieldError>) -> Self {
         let more = errors.len().saturating_sub(MAX_FIELD_ERRORS);

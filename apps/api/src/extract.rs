@@ -1,7 +1,7 @@
 //! Request helpers shared by every route: the one JSON body extractor, the one path-id
 //! extractor, the body limit, paging, list responses.
 
-use crate::error::{json_body_error, unsupported_media_type, ApiError, ProblemCode};
+use crate::error::{json_body_error, unsupported_media_type, ApiError, FieldError, ProblemCode};
 use actix_web::dev::Payload;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest};
@@ -65,6 +65,57 @@ impl<T> Json<T> {
     /// The body.
     pub fn into_inner(self) -> T {
         self.0
+    }
+}
+
+impl<T: TryIntoDomain> Json<T> {
+    /// The domain value the body stands for, or 422 naming every invalid field.
+    pub fn try_into_domain(self) -> Result<T::Domain, ApiError> {
+        self.0.try_into_domain()
+    }
+}
+
+/// A request body that stands for a domain value: the one way a handler turns a body
+/// into a command (`body.try_into_domain()?`). The domain types check themselves
+/// (`TryFrom`); the body names every field that fails in one 422 `VALIDATION_ERROR`
+/// ([`FieldErrors`]).
+pub trait TryIntoDomain {
+    /// The domain value the body stands for.
+    type Domain;
+    /// The domain value, or 422 naming every invalid field.
+    fn try_into_domain(self) -> Result<Self::Domain, ApiError>;
+}
+
+/// The invalid fields of one request, gathered so that one 422 names them all.
+#[derive(Debug, Default)]
+pub struct FieldErrors(Vec<FieldError>);
+
+impl FieldErrors {
+    /// The value of a domain check of `field`, or `None` with its error recorded.
+    pub fn check<T, E: std::fmt::Display>(
+        &mut self,
+        field: &str,
+        checked: Result<T, E>,
+    ) -> Option<T> {
+        checked.map_err(|e| self.push(field, e.to_string())).ok()
+    }
+
+    /// Records that `field` is invalid.
+    pub fn push(&mut self, field: impl AsRef<str>, message: impl AsRef<str>) {
+        self.0.push(FieldError::new(field, message));
+    }
+
+    /// Whether no field failed so far.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `value` when no field failed (it is then `Some`), else 422 naming every field.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, ApiError> {
+        match value {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(ApiError::validation(self.0)),
+        }
     }
 }
 

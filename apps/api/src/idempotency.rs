@@ -19,8 +19,8 @@ use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures::StreamExt;
-use kernel::{Completion, IdempotencyClaim, RecordedResponse};
-use postgres_adapter::{BeginOutcome, PgIdempotencyStore, StoredResponse};
+use kernel::{BeginOutcome, Completion, IdempotencyClaim, IdempotencyStore, RecordedResponse};
+use postgres_adapter::PgIdempotencyStore;
 use sha2::{Digest, Sha256};
 use std::future::{ready, Ready};
 
@@ -231,7 +231,7 @@ pub async fn idempotency(
                 .map(|v| (name.to_string(), v.to_string()))
         })
         .collect();
-    let stored = StoredResponse {
+    let stored = RecordedResponse {
         status: status.as_u16(),
         headers,
         body: bytes.to_vec(),
@@ -277,7 +277,7 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<web::Bytes,
     Ok(body.freeze())
 }
 
-fn replay(stored: StoredResponse) -> HttpResponse<BoxBody> {
+fn replay(stored: RecordedResponse) -> HttpResponse<BoxBody> {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut res = HttpResponse::build(status);
     for (name, value) in stored.headers {

@@ -28,7 +28,7 @@ const BATCH_SIZE: u16 = 16;
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// The longest the relay waits on the database for one step (a connection and its
 /// statement); past it the step fails, the connection is closed, and the relay tries
-/// again after [`ERROR_PAUSE`].
+/// again after `ERROR_PAUSE`.
 pub const DB_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Starts the relay job of `serve`, unless no platform URL is configured (then events

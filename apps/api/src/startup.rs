@@ -13,7 +13,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use balance::{ChargeService, PaymentGateway};
 use coupon::CouponService;
-use kernel::{Clock, SystemClock};
+use kernel::{Clock, IdempotencyStore, SystemClock};
 use order::cart::CartService;
 use order::OrderService;
 use outbox::{OutboxAdmin, PURGE_BATCH};

@@ -8,6 +8,7 @@
 //! - no balance is credited without an approved gateway transaction, and an approval is
 //!   credited exactly once;
 //! - every change writes an immutable history row, so the balance equals the sum of its history.
+#![warn(missing_docs)]
 
 pub mod model;
 pub mod ports;

@@ -1,3 +1,5 @@
+//! Validated values of balances and charges, and what their stores hold.
+
 use kernel::{check_text, ChargeId, Money, OrderId, RefundId, TextError, Timestamp, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -5,12 +7,14 @@ use std::fmt;
 /// The most a balance may hold after a charge (1,000,000,000 won, inclusive).
 pub const MAX_BALANCE: Money = Money::from_const(1_000_000_000);
 
-/// Smallest and largest single charge, inclusive.
+/// The smallest single charge (won), inclusive.
 pub const MIN_CHARGE: i64 = 1;
+/// The largest single charge (won), inclusive.
 pub const MAX_CHARGE: i64 = 10_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a charge must be between {MIN_CHARGE} and {MAX_CHARGE} won, got {0}")]
+/// A charge amount outside 1..=10,000,000 won (the value given).
 pub struct ChargeAmountError(pub i64);
 
 /// The amount of one charge: 1..=10,000,000 won.
@@ -18,6 +22,7 @@ pub struct ChargeAmountError(pub i64);
 pub struct ChargeAmount(Money);
 
 impl ChargeAmount {
+    /// The amount as money.
     pub fn money(self) -> Money {
         self.0
     }
@@ -68,12 +73,16 @@ impl TryFrom<String> for PaymentMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HistoryKind {
+    /// Money charged through the gateway (positive).
     Charge,
+    /// An order paid from the balance (negative, or zero for a free order).
     Payment,
+    /// Money given back by a cancellation or a partial refund (positive).
     Refund,
 }
 
 impl HistoryKind {
+    /// The stored and wire form: `CHARGE`, `PAYMENT` or `REFUND`.
     pub fn as_str(self) -> &'static str {
         match self {
             HistoryKind::Charge => "CHARGE",
@@ -82,6 +91,7 @@ impl HistoryKind {
         }
     }
 
+    /// The kind of a stored form, if it is one.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "CHARGE" => Some(HistoryKind::Charge),
@@ -95,13 +105,19 @@ impl HistoryKind {
 /// One immutable row of a user's balance history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// Its id (the list's paging key).
     pub id: i64,
+    /// Whose balance.
     pub user_id: UserId,
+    /// What the change was.
     pub kind: HistoryKind,
     /// The signed change: positive for CHARGE and REFUND, negative for PAYMENT.
     pub amount: i64,
+    /// The balance right after the change.
     pub balance_after: Money,
+    /// The order a PAYMENT or REFUND belongs to.
     pub order_id: Option<OrderId>,
+    /// When.
     pub created_at: Timestamp,
 }
 

@@ -214,12 +214,9 @@ pub fn plan_decline(charge: &Charge, balance: &BalanceSnapshot) -> DeclineCharge
 mod tests {
     use super::*;
     use chrono::TimeZone;
+    use kernel::testing::won as m;
     use kernel::UserId;
     use proptest::prelude::*;
-
-    fn m(v: i64) -> Money {
-        Money::try_from(v).unwrap()
-    }
 
     fn snap(balance: i64, pending: i64) -> BalanceSnapshot {
         BalanceSnapshot {

@@ -47,7 +47,49 @@ pub struct RecoveryReport {
     pub still_pending: usize,
 }
 
-/// Charging balances through the payment gateway.
+/// Charging balances through the payment gateway: the charge is recorded first, the
+/// gateway is called with no transaction open, and only an approval credits the
+/// balance, once.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use balance::*;
+/// use kernel::{SystemClock, UserId};
+/// use std::sync::Arc;
+///
+/// /// A gateway that declines the method "card_declined" and approves the rest.
+/// struct Sandbox;
+/// #[async_trait::async_trait]
+/// impl PaymentGateway for Sandbox {
+///     async fn authorize(&self, r: &GatewayCharge) -> Result<GatewayOutcome, GatewayUnavailable> {
+///         Ok(match r.method.as_str() {
+///             "card_declined" => GatewayOutcome::Declined { reason: "declined".into() },
+///             _ => GatewayOutcome::Approved(GatewayTransactionId(format!("tx-{}", r.charge_id))),
+///         })
+///     }
+/// }
+///
+/// let charges = ChargeService::new(
+///     Arc::new(memory_adapter::MemoryStore::new()),
+///     Arc::new(Sandbox),
+///     Arc::new(SystemClock),
+/// );
+/// let alice = UserId::try_from(1).unwrap();
+/// let method = |m: &str| PaymentMethod::try_from(m.to_string()).unwrap();
+/// let receipt = charges
+///     .charge(alice, ChargeAmount::try_from(10_000).unwrap(), method("card"), None)
+///     .await
+///     .unwrap();
+/// assert_eq!(receipt.balance.won(), 10_000);
+/// // the sandbox declines this method: nothing is credited
+/// let declined = charges
+///     .charge(alice, ChargeAmount::try_from(500).unwrap(), method("card_declined"), None)
+///     .await;
+/// assert!(matches!(declined, Err(ChargeError::PaymentDeclined { .. })));
+/// assert_eq!(charges.balance(alice).await.unwrap().won(), 10_000);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct ChargeService {
     store: Arc<dyn BalanceStore>,
@@ -185,23 +227,12 @@ impl ChargeService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use kernel::{ChargeId, FixedClock, IdempotencyClaim, RecordedResponse};
 
-    fn now() -> kernel::Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
-
-    fn clock() -> Arc<dyn Clock> {
-        Arc::new(FixedClock(now()))
-    }
+    use kernel::testing::{fixed_clock as clock, t0 as now, won as m};
+    use kernel::{ChargeId, IdempotencyClaim, RecordedResponse};
 
     fn user() -> UserId {
         UserId::try_from(7).unwrap()
-    }
-
-    fn m(v: i64) -> Money {
-        Money::try_from(v).unwrap()
     }
 
     fn charge(id: i64, amount: i64, status: ChargeStatus) -> Charge {

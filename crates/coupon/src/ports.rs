@@ -1,8 +1,9 @@
 //! Ports of the coupon domain. Adapters implement them; the service uses them.
 
 use crate::model::*;
+use crate::rules::IssueRefusal;
 use async_trait::async_trait;
-use kernel::{CouponId, Money, NotificationId, OrderId, Page, PageRequest, Timestamp, UserId};
+use kernel::{CouponId, NotificationId, Page, PageRequest, Timestamp, UserId};
 
 /// Why first-come-first-served issuing refused.
 #[derive(Debug, thiserror::Error)]
@@ -27,35 +28,15 @@ pub enum IssueCouponError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Why a coupon cannot be used on an order: the business refusal of
-/// [`CouponStore::apply_to_order`], and of the adapter's in-transaction SQL that the
-/// order adapter composes into its own transaction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum UseCouponError {
-    /// No such coupon at all.
-    #[error("no such coupon")]
-    NotFound,
-    /// The coupon exists but cannot be used on this order, for the reason it carries
-    /// (not owned, used, deactivated, outside its window, below the minimum).
-    #[error("the coupon cannot be used on this order: {0}")]
-    NotUsable(crate::rules::Unusable),
-}
-
-impl From<crate::rules::Unusable> for UseCouponError {
-    fn from(reason: crate::rules::Unusable) -> Self {
-        UseCouponError::NotUsable(reason)
+impl From<IssueRefusal> for IssueCouponError {
+    fn from(refusal: IssueRefusal) -> Self {
+        match refusal {
+            IssueRefusal::AlreadyIssued => IssueCouponError::AlreadyIssued,
+            IssueRefusal::Deactivated => IssueCouponError::Deactivated,
+            IssueRefusal::NotActive => IssueCouponError::NotActive,
+            IssueRefusal::SoldOut => IssueCouponError::SoldOut,
+        }
     }
-}
-
-/// [`UseCouponError`] or an unexpected failure.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyCouponError {
-    /// The business refusal.
-    #[error(transparent)]
-    Refused(#[from] UseCouponError),
-    /// The database failed.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
 }
 
 /// Persistence of coupons and the users who own them.
@@ -101,24 +82,6 @@ pub trait CouponStore: Send + Sync {
         now: Timestamp,
         page: PageRequest,
     ) -> anyhow::Result<Page<UserCoupon>>;
-
-    /// Uses the user's coupon on `order` (AVAILABLE -> USED, bound to the order) and
-    /// returns the discount on `subtotal`. MUST decide with [`crate::decide_use`] on the
-    /// user's copy read under a row lock, so a coupon is never used twice; one order uses
-    /// at most one coupon. Idempotent: if the coupon is already USED by this same order,
-    /// it returns the same discount and changes nothing.
-    async fn apply_to_order(
-        &self,
-        user: UserId,
-        coupon: CouponId,
-        order: OrderId,
-        subtotal: Money,
-        now: Timestamp,
-    ) -> Result<Money, ApplyCouponError>;
-
-    /// Makes the coupon used by `order`, if any, AVAILABLE again (USED -> AVAILABLE,
-    /// unbound). Idempotent: nothing to restore is not an error.
-    async fn restore_for_order(&self, order: OrderId) -> anyhow::Result<()>;
 }
 
 /// A user's inbox of notifications.

@@ -2,7 +2,6 @@
 //! and the write happen in one transaction.
 
 use crate::model::{Coupon, Discount, StoredStatus, UserCoupon};
-use crate::ports::IssueCouponError;
 use kernel::{Money, OrderId, Timestamp, UserId};
 
 /// The discount `discount` gives on `subtotal`: FIXED takes its value off, PERCENT takes
@@ -151,23 +150,36 @@ pub fn decide_use(
     Ok(UseDecision::Apply(discount_for(&coupon.discount, subtotal)))
 }
 
-/// Why first-come-first-served issuing refused, once the claim statement claimed
-/// nothing. Checked in this order: the user already owns it, the coupon is deactivated,
-/// the window, the quantity.
-/// `None` when none of them holds (the caller treats that as unexpected).
-pub fn issue_refusal(
-    coupon: &Coupon,
-    already_owned: bool,
-    now: Timestamp,
-) -> Option<IssueCouponError> {
+/// Why a coupon cannot be issued to a user now (first come, first served).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
+pub enum IssueRefusal {
+    /// The user already owns it (a user owns a coupon at most once).
+    #[error("the user already owns this coupon")]
+    AlreadyIssued,
+    /// An admin deactivated the coupon.
+    #[error("the coupon has been deactivated")]
+    Deactivated,
+    /// Now is outside the coupon's validity window.
+    #[error("the coupon is outside its validity window")]
+    NotActive,
+    /// Every unit of `total_quantity` is issued.
+    #[error("every unit of this coupon has been issued")]
+    SoldOut,
+}
+
+/// Why first-come-first-served issuing refuses `coupon` to a user at `now`
+/// (`already_owned`: the user owns it already). Checked in this order: the user already
+/// owns it, the coupon is deactivated, the window, the quantity. `None`: it may be
+/// issued (a store that claimed nothing and finds `None` has met something unexpected).
+pub fn issue_refusal(coupon: &Coupon, already_owned: bool, now: Timestamp) -> Option<IssueRefusal> {
     if already_owned {
-        Some(IssueCouponError::AlreadyIssued)
+        Some(IssueRefusal::AlreadyIssued)
     } else if !coupon.active {
-        Some(IssueCouponError::Deactivated)
+        Some(IssueRefusal::Deactivated)
     } else if !coupon.window.contains(now) {
-        Some(IssueCouponError::NotActive)
+        Some(IssueRefusal::NotActive)
     } else if coupon.is_sold_out() {
-        Some(IssueCouponError::SoldOut)
+        Some(IssueRefusal::SoldOut)
     } else {
         None
     }
@@ -230,25 +242,10 @@ mod tests {
             .all(|s| s.remaining.is_none()));
     }
     use crate::model::*;
-    use chrono::{Duration, TimeZone};
+    use chrono::Duration;
+    use kernel::testing::{oid as order, t0, uid as user, won as m};
     use kernel::{CouponId, Quantity};
     use proptest::prelude::*;
-
-    fn m(v: i64) -> Money {
-        Money::try_from(v).unwrap()
-    }
-
-    fn t0() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
-
-    fn user(id: i64) -> UserId {
-        UserId::try_from(id).unwrap()
-    }
-
-    fn order(id: i64) -> OrderId {
-        OrderId::try_from(id).unwrap()
-    }
 
     fn percent(p: i64) -> Discount {
         Discount::new(DiscountType::Percent, p).unwrap()
@@ -560,15 +557,15 @@ mod tests {
         let sold_out = coupon(fixed(1), 0, Some(2), 2);
         assert!(matches!(
             issue_refusal(&sold_out, true, t0()),
-            Some(IssueCouponError::AlreadyIssued)
+            Some(IssueRefusal::AlreadyIssued)
         ));
         assert!(matches!(
             issue_refusal(&sold_out, false, t0() - Duration::seconds(1)),
-            Some(IssueCouponError::NotActive)
+            Some(IssueRefusal::NotActive)
         ));
         assert!(matches!(
             issue_refusal(&sold_out, false, t0()),
-            Some(IssueCouponError::SoldOut)
+            Some(IssueRefusal::SoldOut)
         ));
         let open = coupon(fixed(1), 0, Some(2), 1);
         assert!(issue_refusal(&open, false, t0()).is_none());
@@ -578,16 +575,16 @@ mod tests {
         };
         assert!(matches!(
             issue_refusal(&deactivated, false, t0()),
-            Some(IssueCouponError::Deactivated)
+            Some(IssueRefusal::Deactivated)
         ));
         // deactivation is reported before the window
         assert!(matches!(
             issue_refusal(&deactivated, false, t0() - Duration::seconds(1)),
-            Some(IssueCouponError::Deactivated)
+            Some(IssueRefusal::Deactivated)
         ));
         assert!(matches!(
             issue_refusal(&deactivated, true, t0()),
-            Some(IssueCouponError::AlreadyIssued)
+            Some(IssueRefusal::AlreadyIssued)
         ));
         let unlimited = coupon(fixed(1), 0, None, 1_000_000);
         assert!(issue_refusal(&unlimited, false, t0()).is_none());

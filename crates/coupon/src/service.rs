@@ -3,7 +3,7 @@
 
 use crate::model::*;
 use crate::ports::*;
-use kernel::{Clock, CouponId, Money, NotificationId, OrderId, Page, PageRequest, UserId};
+use kernel::{Clock, CouponId, NotificationId, Page, PageRequest, UserId};
 use std::sync::Arc;
 
 /// Why reading a coupon failed.
@@ -41,6 +41,41 @@ pub enum MarkReadError {
 
 /// The coupon use cases: creating, deactivating, issuing and reading coupons, and the
 /// users' notification inbox.
+///
+/// A drop: an admin creates a coupon with a `total_quantity`, users take one each,
+/// first come first served, until none is left.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use coupon::{CouponName, CouponService, Discount, DiscountType, IssueCouponError, NewCoupon, ValidityWindow};
+/// use kernel::{Clock, Money, Quantity, SystemClock, UserId};
+/// use std::sync::Arc;
+///
+/// let db = memory_adapter::MemoryStore::new();
+/// let coupons = CouponService::new(Arc::new(db.clone()), Arc::new(db), Arc::new(SystemClock));
+/// let now = SystemClock.now();
+/// let drop = coupons
+///     .create(
+///         NewCoupon::new(
+///             CouponName::try_from("Launch 10%".to_string()).unwrap(),
+///             Discount::new(DiscountType::Percent, 10).unwrap(),
+///             Money::ZERO,
+///             Some(Quantity::try_from(2).unwrap()),
+///             ValidityWindow::new(now, now + chrono::Duration::days(7)).unwrap(),
+///             vec![],
+///         )
+///         .unwrap(),
+///     )
+///     .await
+///     .unwrap();
+/// let user = |id| UserId::try_from(id).unwrap();
+/// coupons.issue(drop.id, user(1)).await.unwrap();
+/// assert!(matches!(coupons.issue(drop.id, user(1)).await, Err(IssueCouponError::AlreadyIssued)));
+/// coupons.issue(drop.id, user(2)).await.unwrap();
+/// assert!(matches!(coupons.issue(drop.id, user(3)).await, Err(IssueCouponError::SoldOut)));
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct CouponService {
     store: Arc<dyn CouponStore>,
@@ -119,50 +154,16 @@ impl CouponService {
             .await?
             .ok_or(MarkReadError::NotFound)
     }
-
-    /// Uses the user's coupon on `order` and returns the discount on `subtotal`
-    /// (idempotent for the same order). The order flow normally composes the adapter's
-    /// in-transaction SQL instead, to use the coupon in the order's own transaction.
-    pub async fn apply_to_order(
-        &self,
-        user: UserId,
-        coupon: CouponId,
-        order: OrderId,
-        subtotal: Money,
-    ) -> Result<Money, ApplyCouponError> {
-        self.store
-            .apply_to_order(user, coupon, order, subtotal, self.clock.now())
-            .await
-    }
-
-    /// Makes the coupon of a cancelled order AVAILABLE again (idempotent).
-    pub async fn restore_for_order(&self, order: OrderId) -> anyhow::Result<()> {
-        self.store.restore_for_order(order).await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{Duration, TimeZone};
-    use kernel::{FixedClock, Timestamp};
+    use chrono::Duration;
+    use kernel::testing::{cid, fixed_clock as clock, t0 as now, uid};
+    use kernel::Money;
+
     use mockall::predicate::eq;
-
-    fn now() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
-
-    fn clock() -> Arc<dyn Clock> {
-        Arc::new(FixedClock(now()))
-    }
-
-    fn cid(id: i64) -> CouponId {
-        CouponId::try_from(id).unwrap()
-    }
-
-    fn uid(id: i64) -> UserId {
-        UserId::try_from(id).unwrap()
-    }
 
     fn coupon(id: i64) -> Coupon {
         Coupon {
@@ -269,7 +270,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn lists_and_order_hooks_pass_now_and_the_page() {
+    async fn lists_pass_now_and_the_page() {
         let mut store = MockCouponStore::new();
         let mut inbox = MockNotificationInbox::new();
         let page = PageRequest::new(5, Some(100)).unwrap();
@@ -293,20 +294,6 @@ mod tests {
                     next: None,
                 })
             });
-        let order = OrderId::try_from(11).unwrap();
-        let subtotal = Money::try_from(20_000).unwrap();
-        store
-            .expect_apply_to_order()
-            .with(eq(uid(7)), eq(cid(1)), eq(order), eq(subtotal), eq(now()))
-            .times(1)
-            .returning(|_, _, _, _, _| {
-                Err(UseCouponError::NotUsable(crate::Unusable::BelowMinimum).into())
-            });
-        store
-            .expect_restore_for_order()
-            .with(eq(order))
-            .times(1)
-            .returning(|_| Ok(()));
         let svc = service(store, inbox);
         assert_eq!(svc.user_coupons(uid(7), page).await.unwrap().items.len(), 1);
         assert!(svc
@@ -315,13 +302,6 @@ mod tests {
             .unwrap()
             .items
             .is_empty());
-        assert!(matches!(
-            svc.apply_to_order(uid(7), cid(1), order, subtotal).await,
-            Err(ApplyCouponError::Refused(UseCouponError::NotUsable(
-                crate::Unusable::BelowMinimum
-            )))
-        ));
-        svc.restore_for_order(order).await.unwrap();
     }
 
     // Invariant: deactivation is one store call at the service's "now"; a missing coupon

@@ -6,6 +6,7 @@ pub type Timestamp = DateTime<Utc>;
 /// Where "now" comes from, so rules that depend on time can be tested.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 pub trait Clock: Send + Sync {
+    /// Now, in UTC.
     fn now(&self) -> Timestamp;
 }
 

@@ -6,6 +6,7 @@
 //! transaction as its effects ([`Completion`]), so a request whose work committed is
 //! always answered from the record, never run a second time, whatever crashed when.
 
+use async_trait::async_trait;
 use std::fmt;
 use std::sync::Arc;
 
@@ -95,6 +96,64 @@ pub struct IdempotencyRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("another request with this Idempotency-Key completed first")]
 pub struct ClaimLost;
+
+/// What claiming a key found ([`IdempotencyStore::begin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginOutcome {
+    /// This request owns the key: do the work, then complete it (in the work's own
+    /// transaction, with a [`Completion`], or with [`IdempotencyStore::complete`]) or
+    /// release it. The id names the request across retries: a retry that takes over
+    /// the claim of a request that died gets the same one.
+    Claimed(uuid::Uuid),
+    /// The key was used before with the same request: answer this, byte for byte.
+    Replay(RecordedResponse),
+    /// The key was used before with a different request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
+/// Storage of `Idempotency-Key`s: the first request with a key claims it, its answer
+/// is recorded, and later requests with the same key get that answer again.
+///
+/// Guarantees every implementation MUST keep, across processes sharing the store:
+/// - of any number of concurrent first requests with one key, exactly one is
+///   [`BeginOutcome::Claimed`]; the others are `InProgress` (or `Replay` once the
+///   answer is recorded);
+/// - a claim whose request died is taken over once its lease ends by a request with
+///   the same fingerprint, which gets the SAME claim id; a key whose time to live ended
+///   is claimed anew, with a new claim id;
+/// - a recorded answer is never replaced: [`IdempotencyStore::complete`] and a
+///   [`Completion`] written with a use case's effects ([`IdempotencyRecord`]) record
+///   only while the claim is still in progress.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` of `caller` for a request whose fingerprint is `request_hash`.
+    async fn begin(
+        &self,
+        caller: &str,
+        key: &str,
+        request_hash: &str,
+    ) -> anyhow::Result<BeginOutcome>;
+
+    /// Records the answer of the request that claimed the key, unless the key is no
+    /// longer in progress (the use case recorded it with its effects, or another
+    /// request took the claim over and completed it).
+    async fn complete(
+        &self,
+        caller: &str,
+        key: &str,
+        response: &RecordedResponse,
+    ) -> anyhow::Result<()>;
+
+    /// Forgets a claim still in progress (its request failed before doing anything),
+    /// so a retry runs the request again. A completed key is kept.
+    async fn release(&self, caller: &str, key: &str) -> anyhow::Result<()>;
+
+    /// Deletes up to `limit` keys whose time to live has ended; returns how many.
+    async fn purge_expired(&self, limit: i64) -> anyhow::Result<usize>;
+}
 
 #[cfg(test)]
 mod tests {

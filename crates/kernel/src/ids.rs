@@ -3,6 +3,7 @@ use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("an id must be a positive integer, got {0}")]
+/// An id that is not positive (the value given).
 pub struct IdError(pub i64);
 
 /// Why a text is not an id: ids are written in plain decimal, `1` to

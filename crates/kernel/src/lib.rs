@@ -2,6 +2,7 @@
 //!
 //! Everything here is validated at construction: a value of these types is always
 //! within its documented range, so the domain crates never re-check them.
+#![warn(missing_docs)]
 
 mod actor;
 mod clock;
@@ -9,14 +10,19 @@ pub mod idempotency;
 mod ids;
 mod money;
 mod page;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod text;
 
 pub use actor::Actor;
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
+#[cfg(any(test, feature = "mocks"))]
+pub use idempotency::MockIdempotencyStore;
 pub use idempotency::{
-    ClaimLost, Completion, IdempotencyClaim, IdempotencyRecord, RecordedResponse,
+    BeginOutcome, ClaimLost, Completion, IdempotencyClaim, IdempotencyRecord, IdempotencyStore,
+    RecordedResponse,
 };
 pub use ids::{
     parse_plain_id, ChargeId, CouponId, IdError, NotificationId, OrderId, ParseIdError, ProductId,

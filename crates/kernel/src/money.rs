@@ -2,12 +2,16 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why an amount of money was refused.
 pub enum MoneyError {
     #[error("an amount of money cannot be negative, got {0}")]
+    /// A negative amount (the value given).
     Negative(i64),
     #[error("the amount overflows")]
+    /// A result past `i64::MAX` won.
     Overflow,
     #[error("the result would be negative")]
+    /// A subtraction that would go below zero.
     Underflow,
 }
 
@@ -19,6 +23,7 @@ pub enum MoneyError {
 pub struct Money(i64);
 
 impl Money {
+    /// Nothing.
     pub const ZERO: Money = Money(0);
 
     /// For constants; a negative value fails to compile where used in a `const`.
@@ -27,10 +32,12 @@ impl Money {
         Money(won)
     }
 
+    /// The amount in won.
     pub const fn won(self) -> i64 {
         self.0
     }
 
+    /// `self + other`, refusing to overflow.
     pub fn checked_add(self, other: Money) -> Result<Money, MoneyError> {
         self.0
             .checked_add(other.0)
@@ -46,6 +53,7 @@ impl Money {
         Ok(Money(self.0 - other.0))
     }
 
+    /// `self × quantity` (a line's subtotal), refusing to overflow.
     pub fn checked_mul(self, quantity: Quantity) -> Result<Money, MoneyError> {
         self.0
             .checked_mul(i64::from(quantity.get()))
@@ -84,6 +92,7 @@ impl fmt::Display for Money {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a quantity must be positive, got {0}")]
+/// A quantity that is not positive (the value given).
 pub struct QuantityError(pub i64);
 
 /// A positive number of units.
@@ -92,10 +101,12 @@ pub struct QuantityError(pub i64);
 pub struct Quantity(u32);
 
 impl Quantity {
+    /// The number of units, at least 1.
     pub const fn get(self) -> u32 {
         self.0
     }
 
+    /// `self + other`; `None` past `u32::MAX`.
     pub fn checked_add(self, other: Quantity) -> Option<Quantity> {
         self.0.checked_add(other.0).map(Quantity)
     }
@@ -120,11 +131,8 @@ impl From<Quantity> for i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::won as money;
     use proptest::prelude::*;
-
-    fn money(v: i64) -> Money {
-        Money::try_from(v).unwrap()
-    }
 
     #[test]
     fn money_refuses_negative_values() {

@@ -2,8 +2,11 @@ use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("limit must be between 1 and {max}, got {got}")]
+/// A page size outside 1..=[`PageRequest::MAX_LIMIT`].
 pub struct PageRequestError {
+    /// The limit asked for.
     pub got: i64,
+    /// The largest limit allowed.
     pub max: u16,
 }
 
@@ -16,9 +19,13 @@ pub struct PageRequest {
 }
 
 impl PageRequest {
+    /// The most items one page holds.
     pub const MAX_LIMIT: u16 = 100;
+    /// The page size when the caller names none.
     pub const DEFAULT_LIMIT: u16 = 20;
 
+    /// A request for `limit` items (1..=[`Self::MAX_LIMIT`]) after the item keyed `after`
+    /// (`None`: from the start of the list).
     pub fn new(limit: i64, after: Option<i64>) -> Result<Self, PageRequestError> {
         match u16::try_from(limit) {
             Ok(l) if (1..=Self::MAX_LIMIT).contains(&l) => Ok(Self { limit: l, after }),
@@ -29,6 +36,7 @@ impl PageRequest {
         }
     }
 
+    /// The first `limit` items of a list (clamped into 1..=[`Self::MAX_LIMIT`]).
     pub fn first(limit: u16) -> Self {
         Self {
             limit: limit.clamp(1, Self::MAX_LIMIT),
@@ -36,10 +44,12 @@ impl PageRequest {
         }
     }
 
+    /// How many items the page holds at most.
     pub fn limit(&self) -> u16 {
         self.limit
     }
 
+    /// The key of the item to continue after (`None`: from the start).
     pub fn after(&self) -> Option<i64> {
         self.after
     }
@@ -70,17 +80,10 @@ impl Default for PageRequest {
 /// One page of a list and the key to continue after, if there is more.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Page<T> {
+    /// The items, in the list's order.
     pub items: Vec<T>,
+    /// The key to continue after (the last item's); `None` on the last page.
     pub next: Option<i64>,
-}
-
-impl<T> Page<T> {
-    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
-        Page {
-            items: self.items.into_iter().map(f).collect(),
-            next: self.next,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub const MAX_CART_QUANTITY: i64 = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a cart quantity must be between 1 and {MAX_CART_QUANTITY}, got {0}")]
+/// A cart quantity outside 1..=1000 (the value given).
 pub struct CartQuantityError(pub i64);
 
 /// How many units of a product the cart holds: 1..=1000.
@@ -19,6 +20,7 @@ pub struct CartQuantityError(pub i64);
 pub struct CartQuantity(u16);
 
 impl CartQuantity {
+    /// The number of units.
     pub const fn get(self) -> u32 {
         self.0 as u32
     }
@@ -37,27 +39,39 @@ impl TryFrom<i64> for CartQuantity {
 /// One product in a cart, with the product's current name and price.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CartLine {
+    /// The product.
     pub product_id: ProductId,
+    /// Its name now.
     pub name: String,
+    /// Its price now.
     pub price: Money,
+    /// How many units.
     pub quantity: CartQuantity,
 }
 
 /// A priced line: `subtotal = price * quantity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CartItem {
+    /// The product.
     pub product_id: ProductId,
+    /// Its name now.
     pub name: String,
+    /// Its price now.
     pub price: Money,
+    /// How many units.
     pub quantity: CartQuantity,
+    /// `price × quantity`.
     pub subtotal: Money,
 }
 
 /// A priced cart: `total` is the sum of the subtotals.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cart {
+    /// Whose cart.
     pub user_id: UserId,
+    /// The lines, ascending product id.
     pub items: Vec<CartItem>,
+    /// The sum of the subtotals.
     pub total: Money,
 }
 
@@ -93,8 +107,10 @@ fn kernel_quantity(q: CartQuantity) -> kernel::Quantity {
 #[derive(Debug, thiserror::Error)]
 pub enum SetCartItemError {
     #[error("no product {0}")]
+    /// No such product; the cart is unchanged.
     ProductNotFound(ProductId),
     #[error(transparent)]
+    /// The store failed.
     Unexpected(#[from] anyhow::Error),
 }
 
@@ -120,13 +136,40 @@ pub trait CartStore: Send + Sync {
 
     /// Removes `product` from the user's cart; nothing happens if it is not there.
     async fn remove(&self, user: UserId, product: ProductId) -> anyhow::Result<()>;
-
-    /// Removes every one of `products` from the user's cart (products just paid for);
-    /// the others stay. Products not in the cart are ignored.
-    async fn remove_products(&self, user: UserId, products: &[ProductId]) -> anyhow::Result<()>;
 }
 
-/// The cart use cases.
+/// The cart use cases. A cart holds product ids and quantities; it is always priced at
+/// today's prices.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use kernel::{Clock, SystemClock, UserId};
+/// use order::cart::{CartQuantity, CartService};
+/// use std::sync::Arc;
+/// use stock::{NewProduct, Price, ProductName, StockLevel, StockStore};
+///
+/// let db = memory_adapter::MemoryStore::new();
+/// let tea = StockStore::create(
+///     &db,
+///     NewProduct {
+///         name: ProductName::try_from("Green tea".to_string()).unwrap(),
+///         price: Price::try_from(4_500).unwrap(),
+///         stock: StockLevel::try_from(10).unwrap(),
+///         max_per_user: None,
+///     },
+///     SystemClock.now(),
+/// )
+/// .await
+/// .unwrap();
+/// let carts = CartService::new(Arc::new(db), Arc::new(SystemClock));
+/// let alice = UserId::try_from(1).unwrap();
+/// carts.set_item(alice, tea.id, CartQuantity::try_from(3).unwrap()).await.unwrap();
+/// // setting replaces the quantity, it does not add to it
+/// let cart = carts.set_item(alice, tea.id, CartQuantity::try_from(2).unwrap()).await.unwrap();
+/// assert_eq!((cart.items[0].quantity.get(), cart.total.won()), (2, 9_000));
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct CartService {
     store: Arc<dyn CartStore>,
@@ -134,6 +177,7 @@ pub struct CartService {
 }
 
 impl CartService {
+    /// The cart use cases over `store`.
     pub fn new(store: Arc<dyn CartStore>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
     }
@@ -162,42 +206,19 @@ impl CartService {
     pub async fn remove_item(&self, user: UserId, product: ProductId) -> anyhow::Result<()> {
         self.store.remove(user, product).await
     }
-
-    /// Drops products that were just paid for from the user's cart.
-    pub async fn remove_paid_products(
-        &self,
-        user: UserId,
-        products: &[ProductId],
-    ) -> anyhow::Result<()> {
-        if products.is_empty() {
-            return Ok(());
-        }
-        self.store.remove_products(user, products).await
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-    use kernel::FixedClock;
+
+    use kernel::testing::{fixed_clock as clock, pid, t0 as now};
+
     use mockall::predicate::eq;
     use proptest::prelude::*;
 
-    fn now() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
-
-    fn clock() -> Arc<dyn Clock> {
-        Arc::new(FixedClock(now()))
-    }
-
     fn user() -> UserId {
         UserId::try_from(7).unwrap()
-    }
-
-    fn pid(v: i64) -> ProductId {
-        ProductId::try_from(v).unwrap()
     }
 
     fn qty(v: i64) -> CartQuantity {
@@ -312,21 +333,6 @@ mod tests {
         let svc = CartService::new(Arc::new(store), clock());
         let err = svc.set_item(user(), pid(9), qty(1)).await.unwrap_err();
         assert!(matches!(err, SetCartItemError::ProductNotFound(p) if p == pid(9)));
-    }
-
-    #[tokio::test]
-    async fn paid_products_are_dropped_and_nothing_paid_touches_nothing() {
-        let mut store = MockCartStore::new();
-        store
-            .expect_remove_products()
-            .withf(|u, products: &[ProductId]| *u == user() && products == [pid(1), pid(2)])
-            .times(1)
-            .returning(|_, _| Ok(()));
-        let svc = CartService::new(Arc::new(store), clock());
-        svc.remove_paid_products(user(), &[pid(1), pid(2)])
-            .await
-            .unwrap();
-        svc.remove_paid_products(user(), &[]).await.unwrap();
     }
 
     #[tokio::test]

@@ -1,5 +1,6 @@
 //! Orders: lines priced at order time, totals, the PENDING -> PAID -> CANCELLED state
 //! machine, and the events that report paid and cancelled orders to the data platform.
+#![warn(missing_docs)]
 
 pub mod cart;
 pub mod events;

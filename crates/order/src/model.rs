@@ -1,3 +1,5 @@
+//! Orders, their lines, refunds and the commands that create them.
+
 use chrono::{DateTime, Utc};
 use kernel::{CouponId, Money, OrderId, ProductId, Quantity, RefundId, UserId};
 use serde::{Deserialize, Serialize};
@@ -9,13 +11,18 @@ pub const MAX_LINE_QUANTITY: u32 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// Where an order is in its life: PENDING until paid or cancelled, PAID, CANCELLED.
 pub enum OrderStatus {
+    /// Placed, waiting to be paid until `expires_at`.
     Pending,
+    /// Paid from the balance (partial refunds keep it PAID).
     Paid,
+    /// Cancelled on request or expired; final.
     Cancelled,
 }
 
 impl OrderStatus {
+    /// The wire form: `PENDING`, `PAID` or `CANCELLED`.
     pub fn as_str(self) -> &'static str {
         match self {
             OrderStatus::Pending => "PENDING",
@@ -24,6 +31,7 @@ impl OrderStatus {
         }
     }
 
+    /// The status of a wire form, if it is one.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "PENDING" => Some(OrderStatus::Pending),
@@ -36,12 +44,16 @@ impl OrderStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// Why an order was cancelled.
 pub enum CancelReason {
+    /// Its owner or an admin asked.
     UserRequest,
+    /// It was not paid before `expires_at`.
     Expired,
 }
 
 impl CancelReason {
+    /// The wire form: `USER_REQUEST` or `EXPIRED`.
     pub fn as_str(self) -> &'static str {
         match self {
             CancelReason::UserRequest => "USER_REQUEST",
@@ -49,6 +61,7 @@ impl CancelReason {
         }
     }
 
+    /// The reason of a wire form, if it is one.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "USER_REQUEST" => Some(CancelReason::UserRequest),
@@ -61,22 +74,29 @@ impl CancelReason {
 /// One requested line of a new order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LineRequest {
+    /// The product.
     pub product_id: ProductId,
+    /// How many units (1..=1000 in an order).
     pub quantity: Quantity,
 }
 
 /// A product as priced at the moment of ordering.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PricedProduct {
+    /// The product.
     pub id: ProductId,
+    /// Its name now.
     pub name: String,
+    /// Its price now.
     pub unit_price: Money,
 }
 
 /// A field of a place-order request that is not acceptable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidField {
+    /// The field, as the request names it (`items[2].quantity`).
     pub field: String,
+    /// What is wrong with it.
     pub message: String,
 }
 
@@ -189,10 +209,15 @@ impl PlaceOrder {
 /// A line of a placed order, priced when it was placed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderLine {
+    /// The product.
     pub product_id: ProductId,
+    /// Its name when the order was placed.
     pub name: String,
+    /// Its price when the order was placed.
     pub unit_price: Money,
+    /// How many units.
     pub quantity: Quantity,
+    /// `unit_price × quantity`.
     pub subtotal: Money,
 }
 
@@ -227,19 +252,33 @@ pub struct Refund {
 /// An order, serialised exactly as API.md's `Order` (also the `order` of outbound events).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Order {
+    /// Its id.
     pub id: OrderId,
+    /// Who ordered it.
     pub user_id: UserId,
+    /// PENDING, PAID or CANCELLED.
     pub status: OrderStatus,
+    /// The lines, in the order asked for.
     pub items: Vec<OrderLine>,
+    /// The sum of the lines' subtotals.
     pub subtotal: Money,
+    /// What the coupon took off (never more than the subtotal).
     pub discount: Money,
+    /// `subtotal - discount`: what is paid.
     pub total: Money,
+    /// The coupon used, if any.
     pub coupon_id: Option<CouponId>,
+    /// When it was placed.
     pub created_at: DateTime<Utc>,
+    /// When an unpaid order expires.
     pub expires_at: DateTime<Utc>,
+    /// When it was paid.
     pub paid_at: Option<DateTime<Utc>>,
+    /// When it was cancelled.
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// Why it was cancelled.
     pub cancel_reason: Option<CancelReason>,
+    /// The payment (PAID, or REFUNDED once all of it went back).
     pub payment: Option<OrderPayment>,
     /// Partial refunds, oldest first.
     pub refunds: Vec<Refund>,
@@ -272,6 +311,8 @@ impl Order {
 /// Units of a product sold in paid, not cancelled, orders.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProductSales {
+    /// The product (as it is now).
     pub product: stock::Product,
+    /// Units sold in paid orders, refunded units left out.
     pub sold_quantity: i64,
 }

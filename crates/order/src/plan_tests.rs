@@ -9,6 +9,7 @@ use coupon::{
     Coupon, CouponName, Discount, DiscountType, StoredStatus, Unusable, UserCoupon,
     UserCouponStatus, ValidityWindow,
 };
+use kernel::testing::{pid, won as m};
 use kernel::{CouponId, Quantity, UserId};
 use proptest::prelude::*;
 
@@ -16,12 +17,6 @@ fn t(min: u32) -> Timestamp {
     chrono::Utc
         .with_ymd_and_hms(2026, 11, 21, 9, min, 0)
         .unwrap()
-}
-fn m(v: i64) -> Money {
-    Money::try_from(v).unwrap()
-}
-fn pid(v: i64) -> ProductId {
-    ProductId::try_from(v).unwrap()
 }
 fn q(v: i64) -> Quantity {
     Quantity::try_from(v).unwrap()

@@ -140,6 +140,14 @@ pub struct OrderFilter {
     pub created_to: Option<Timestamp>,
 }
 
+impl OrderFilter {
+    /// Whether a creation-time bound is given: the search then runs in creation-time
+    /// order (see [`OrderStore::search`]).
+    pub fn has_created_range(&self) -> bool {
+        self.created_from.is_some() || self.created_to.is_some()
+    }
+}
+
 /// Persistence of orders.
 ///
 /// Each use case is ONE transaction in which the store: locks and reads what the
@@ -208,8 +216,12 @@ pub trait OrderStore: Send + Sync {
     /// The user's orders, newest first (descending id).
     async fn list_for_user(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<Order>>;
 
-    /// Orders matching every filter given, newest first (descending id); MUST stay fast
-    /// on millions of orders (an index serves each filter).
+    /// Orders matching every filter given, newest first: descending id, or, when a
+    /// created range is given ([`OrderFilter::has_created_range`]), descending
+    /// `(created_at, id)` (the same order but for orders placed in the same instant by
+    /// concurrent transactions), so that an index on the creation time serves a range
+    /// anywhere in the history. The cursor is an order id either way. MUST stay fast on
+    /// millions of orders (an index serves each filter).
     async fn search(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>>;
 
     /// Units sold per product in orders PAID at or after `since` and not cancelled,

@@ -5,10 +5,13 @@ use crate::model::*;
 use kernel::{Money, MoneyError, Timestamp};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the lines could not be priced.
 pub enum PricingError {
     #[error("no price for product {0}")]
+    /// A line's product was not read with the order.
     MissingProduct(kernel::ProductId),
     #[error("the order total overflows")]
+    /// The total passes `i64::MAX` won.
     Overflow,
 }
 
@@ -47,8 +50,11 @@ pub fn price_lines(
 /// Subtotal, discount and total of an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {
+    /// The sum of the lines.
     pub subtotal: Money,
+    /// What the coupon takes off (at most the subtotal).
     pub discount: Money,
+    /// `subtotal - discount`.
     pub total: Money,
 }
 
@@ -67,8 +73,10 @@ pub fn totals(subtotal: Money, discount: Money) -> Totals {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum NotPayable {
     #[error("the order is {}", .0.as_str())]
+    /// Only a PENDING order is paid.
     InvalidState(OrderStatus),
     #[error("the order expired")]
+    /// The order passed its `expires_at`.
     Expired,
 }
 
@@ -117,15 +125,10 @@ pub fn cancel_effect(
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use kernel::{ProductId, Quantity};
+    use kernel::testing::{pid, won as m};
+    use kernel::Quantity;
     use proptest::prelude::*;
 
-    fn m(v: i64) -> Money {
-        Money::try_from(v).unwrap()
-    }
-    fn pid(v: i64) -> ProductId {
-        ProductId::try_from(v).unwrap()
-    }
     fn line(p: i64, q: i64) -> LineRequest {
         LineRequest {
             product_id: pid(p),

@@ -11,7 +11,45 @@ use std::time::Duration;
 /// Popular products look back 1..=30 days.
 pub const MAX_POPULAR_DAYS: u32 = 30;
 
-/// Orders: place, pay, cancel, refund, expire, read.
+/// Orders: place, pay, cancel, refund, expire, read. Each use case is one decision of
+/// [`crate::plan`] that the store runs in one transaction.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use kernel::{Actor, Clock, Quantity, SystemClock, UserId};
+/// use order::{LineRequest, OrderService, OrderStatus, PlaceOrder, PlaceOrderError};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use stock::{NewProduct, Price, ProductName, StockLevel, StockStore};
+///
+/// let db = memory_adapter::MemoryStore::new();
+/// let tea = StockStore::create(
+///     &db,
+///     NewProduct {
+///         name: ProductName::try_from("Green tea".to_string()).unwrap(),
+///         price: Price::try_from(4_500).unwrap(),
+///         stock: StockLevel::try_from(3).unwrap(),
+///         max_per_user: None,
+///     },
+///     SystemClock.now(),
+/// )
+/// .await
+/// .unwrap();
+/// // unpaid orders expire after 15 minutes
+/// let orders = OrderService::new(Arc::new(db), Arc::new(SystemClock), Duration::from_secs(900));
+/// let alice = UserId::try_from(1).unwrap();
+/// let two = |p| vec![LineRequest { product_id: p, quantity: Quantity::try_from(2).unwrap() }];
+/// let order = orders.place(PlaceOrder::new(alice, two(tea.id), None, false).unwrap(), None).await.unwrap();
+/// assert_eq!((order.status, order.total.won()), (OrderStatus::Pending, 9_000));
+/// // one unit is left: the next order of two is refused and takes nothing
+/// let short = orders.place(PlaceOrder::new(alice, two(tea.id), None, false).unwrap(), None).await;
+/// assert!(matches!(short, Err(PlaceOrderError::OutOfStock { .. })));
+/// // paying needs the balance to cover the total; cancelling gives the stock back
+/// assert!(orders.pay(Actor::User(alice), order.id, None).await.is_err());
+/// orders.cancel(Actor::User(alice), order.id, None).await.unwrap();
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct OrderService {
     store: Arc<dyn OrderStore>,
@@ -171,15 +209,11 @@ impl OrderService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+
+    use kernel::testing::t0 as now;
     use kernel::{
         FixedClock, IdempotencyClaim, Money, ProductId, Quantity, RecordedResponse, RefundId,
-        Timestamp,
     };
-
-    fn now() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
 
     fn service(store: MockOrderStore) -> OrderService {
         OrderService::new(

@@ -95,14 +95,9 @@ impl OutboxAdmin {
 mod tests {
     use super::*;
     use crate::ports::MockOutboxStore;
-    use chrono::{DateTime, Utc};
-    use kernel::FixedClock;
 
-    fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use kernel::testing::t0;
+    use kernel::FixedClock;
 
     fn admin(store: MockOutboxStore) -> OutboxAdmin {
         OutboxAdmin::new(Arc::new(store), Arc::new(FixedClock(t0())))

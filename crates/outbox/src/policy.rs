@@ -98,6 +98,7 @@ fn millis(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernel::testing::t0;
     use proptest::prelude::*;
 
     fn policy(base_ms: u64, max_ms: u64, max_attempts: u32) -> RetryPolicy {
@@ -106,12 +107,6 @@ mod tests {
             max: Duration::from_millis(max_ms),
             max_attempts,
         }
-    }
-
-    fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
     }
 
     #[test]

@@ -97,6 +97,42 @@ pub struct FailedAttempt {
 
 /// The relay use case. Each call of [`OutboxRelay::relay_batch`] is one unit of work:
 /// a caller that wants to stop simply does not start another.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use kernel::SystemClock;
+/// use memory_adapter::{MemoryStore, RecordingDestination};
+/// use outbox::{Event, OutboxRelay, RelaySettings, RetryPolicy, StdRandomness};
+/// use std::sync::Arc;
+/// use std::time::Duration;
+///
+/// let db = MemoryStore::new();
+/// let event_id = uuid::Uuid::new_v4();
+/// // written by the writer's store, in the writer's transaction
+/// db.enqueue(Event {
+///     event_id,
+///     event_type: "order.paid".into(),
+///     aggregate_id: 7,
+///     occurred_at: chrono::Utc::now(),
+///     body: serde_json::json!({"event_id": event_id, "order": {"id": 7}}),
+/// });
+/// let platform = RecordingDestination::new();
+/// let policy = RetryPolicy { base: Duration::from_secs(1), max: Duration::from_secs(60), max_attempts: 5 };
+/// let relay = OutboxRelay::new(
+///     Arc::new(db),
+///     Arc::new(platform.clone()),
+///     Arc::new(SystemClock),
+///     Arc::new(StdRandomness),
+///     RelaySettings { policy, batch_size: 10, lease: Duration::from_secs(30) },
+/// );
+/// let report = relay.relay_batch().await.unwrap();
+/// assert_eq!((report.claimed, report.delivered), (1, 1));
+/// assert_eq!(platform.received()[0].event_id, event_id);
+/// // delivered events are not sent again
+/// assert_eq!(relay.relay_batch().await.unwrap().claimed, 0);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct OutboxRelay {
     store: Arc<dyn OutboxStore>,
@@ -237,14 +273,9 @@ mod tests {
     use super::*;
     use crate::model::Event;
     use crate::ports::{Acknowledged, DeliveryError, MockDestination, MockOutboxStore};
-    use chrono::{DateTime, Utc};
-    use kernel::MockClock;
 
-    fn t0() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-21T09:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc)
-    }
+    use kernel::testing::t0;
+    use kernel::MockClock;
 
     fn policy(base_ms: u64, max_ms: u64, max_attempts: u32) -> RetryPolicy {
         RetryPolicy {

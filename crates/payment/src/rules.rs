@@ -57,6 +57,15 @@ pub fn pay(
 /// down), except that the refund which returns the last unrefunded unit
 /// (`returns_last_unit`) gives back exactly `total - refunded_total`: so the refunds of
 /// an order add up to its total, never more. Computed exactly in `i128`.
+///
+/// ```
+/// use kernel::Money;
+/// let won = |v| Money::try_from(v).unwrap();
+/// // 3 units of 1,000 with 10% off: total 2,700; refunding one unit gives back 900
+/// assert_eq!(payment::refund_amount(won(2_700), won(3_000), won(0), won(1_000), false), won(900));
+/// // the refund of the last units gives back exactly what is left
+/// assert_eq!(payment::refund_amount(won(2_700), won(3_000), won(900), won(2_000), true), won(1_800));
+/// ```
 pub fn refund_amount(
     total: Money,
     subtotal: Money,
@@ -118,16 +127,8 @@ pub fn fully_refunded(payment: &OrderPayment, now: Timestamp) -> OrderPayment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
+    use kernel::testing::{t0 as now, won as m};
     use proptest::prelude::*;
-
-    fn m(v: i64) -> Money {
-        Money::try_from(v).unwrap()
-    }
-
-    fn now() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
 
     fn ids() -> (UserId, OrderId) {
         (UserId::try_from(1).unwrap(), OrderId::try_from(2).unwrap())

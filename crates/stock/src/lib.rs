@@ -6,6 +6,7 @@
 //!   ([`ReserveError::NotFound`]) or else every short product ([`ReserveError::OutOfStock`]);
 //! - repeated products in one reservation are summed before checking;
 //! - rows are locked in ascending product id, so concurrent reservations cannot deadlock.
+#![warn(missing_docs)]
 
 pub mod model;
 pub mod ports;

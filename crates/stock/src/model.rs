@@ -2,8 +2,9 @@
 
 use kernel::{BoundedText, Money, ProductId, Quantity, TextError, Timestamp};
 
-/// Cheapest and dearest product, inclusive (won).
+/// The cheapest a product may be (won), inclusive.
 pub const MIN_PRICE: i64 = 1;
+/// The dearest a product may be (won), inclusive.
 pub const MAX_PRICE: i64 = 100_000_000;
 
 /// Most units a product may hold in stock through the admin endpoints, inclusive.
@@ -45,6 +46,7 @@ impl TryFrom<String> for ProductName {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("a price must be between {MIN_PRICE} and {MAX_PRICE} won, got {0}")]
+/// A price outside 1..=100,000,000 won (the value given).
 pub struct PriceError(pub i64);
 
 /// The price of one unit: 1..=100,000,000 won.
@@ -52,6 +54,7 @@ pub struct PriceError(pub i64);
 pub struct Price(Money);
 
 impl Price {
+    /// The price as an amount of money.
     pub fn money(self) -> Money {
         self.0
     }
@@ -72,6 +75,7 @@ impl TryFrom<i64> for Price {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("stock must be between 0 and {MAX_STOCK}, got {0}")]
+/// A stock level outside 0..=1,000,000,000 (the value given).
 pub struct StockLevelError(pub i64);
 
 /// A number of units on hand: 0..=1,000,000,000.
@@ -79,6 +83,7 @@ pub struct StockLevelError(pub i64);
 pub struct StockLevel(i64);
 
 impl StockLevel {
+    /// The number of units.
     pub const fn get(self) -> i64 {
         self.0
     }
@@ -97,6 +102,7 @@ impl TryFrom<i64> for StockLevel {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("delta must be a non-zero number between -{MAX_STOCK} and {MAX_STOCK}, got {0}")]
+/// A zero or out-of-range stock change (the value given).
 pub struct StockDeltaError(pub i64);
 
 /// An admin's stock change: positive restocks, negative writes off.
@@ -105,6 +111,7 @@ pub struct StockDeltaError(pub i64);
 pub struct StockDelta(i64);
 
 impl StockDelta {
+    /// The signed change: positive restocks, negative writes off.
     pub const fn get(self) -> i64 {
         self.0
     }
@@ -124,6 +131,7 @@ impl TryFrom<i64> for StockDelta {
 /// Most units of one product a user may hold at once, when limited.
 pub const MAX_PURCHASE_LIMIT: i64 = 1000;
 
+/// A purchase limit outside 1..=[`MAX_PURCHASE_LIMIT`] (the value given).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("max_per_user must be between 1 and {MAX_PURCHASE_LIMIT}, got {0}")]
 pub struct PurchaseLimitError(pub i64);
@@ -156,9 +164,9 @@ impl TryFrom<i64> for PurchaseLimit {
 pub struct NewProduct {
     /// Its name.
     pub name: ProductName,
-    /// Its price.
+    /// The price of one unit.
     pub price: Price,
-    /// Units available at first.
+    /// Units on hand at creation.
     pub stock: StockLevel,
     /// The purchase limit, if any.
     pub max_per_user: Option<PurchaseLimit>,
@@ -182,11 +190,12 @@ pub struct ProductChanges {
 pub struct Product {
     /// Its id.
     pub id: ProductId,
-    /// Its name.
+    /// Its name (copied onto the order lines that order it).
     pub name: String,
-    /// Its price now.
+    /// The price of one unit now.
     pub price: Money,
-    /// Units available to order now.
+    /// Units available to order now, the sum of its slots; orders and refunds that give
+    /// units back may take it past [`MAX_STOCK`], never below zero.
     pub stock: i64,
     /// The purchase limit, if any.
     pub max_per_user: Option<PurchaseLimit>,
@@ -223,14 +232,18 @@ pub struct SlotChange {
 /// One line of a reservation: take `quantity` units of `product_id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReserveLine {
+    /// The product.
     pub product_id: ProductId,
+    /// How many units.
     pub quantity: Quantity,
 }
 
 /// A product's available stock as read under lock, for the pure rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Available {
+    /// The product.
     pub product_id: ProductId,
+    /// Units available to order.
     pub stock: i64,
 }
 

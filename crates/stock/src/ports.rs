@@ -11,9 +11,11 @@ use kernel::{Page, PageRequest, ProductId, Timestamp};
 pub enum AdjustStockError {
     /// No such product.
     #[error("no product {0}")]
+    /// No such product.
     NotFound(ProductId),
     /// The rule refused (below zero, above the maximum).
     #[error(transparent)]
+    /// The change would take the stock below zero or past the maximum.
     Refused(#[from] AdjustRuleError),
     /// The store failed.
     #[error(transparent)]
@@ -37,6 +39,10 @@ pub type AdjustDecision =
     Box<dyn FnOnce(&[Slot]) -> Result<Vec<SlotChange>, AdjustRuleError> + Send>;
 
 /// Products and their stock, held in [`SLOTS`] slots per product.
+///
+/// Orders take and give back stock through the order store (`order::OrderStore`: the
+/// stock changes of an order's plan, decided with [`crate::take_from_slots`]); this
+/// port is the catalogue and the admins' changes.
 ///
 /// Guarantees every implementation MUST keep, under any number of concurrent callers
 /// across processes sharing the store:

@@ -10,18 +10,26 @@ use std::collections::BTreeMap;
 pub enum ReserveError {
     /// These products do not exist (every one of them, ascending id).
     #[error("no such products: {product_ids:?}")]
-    NotFound { product_ids: Vec<ProductId> },
+    NotFound {
+        /// The unknown products.
+        product_ids: Vec<ProductId>,
+    },
     /// These products have fewer units than asked for (every one of them, ascending id).
     #[error("not enough stock of products: {product_ids:?}")]
-    OutOfStock { product_ids: Vec<ProductId> },
+    OutOfStock {
+        /// The short products.
+        product_ids: Vec<ProductId>,
+    },
 }
 
 /// What a reservation takes from one product.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reservation {
+    /// The product.
     pub product_id: ProductId,
     /// The summed quantity of every line of this product.
     pub quantity: i64,
+    /// Its stock once the reservation is taken.
     pub stock_after: i64,
 }
 
@@ -86,10 +94,22 @@ pub fn plan_reservation(
 /// Why an admin stock change was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AdjustRuleError {
+    /// A write-off of more units than there are.
     #[error("writing off {} of {stock} units would leave less than zero", -delta)]
-    BelowZero { stock: i64, delta: i64 },
+    BelowZero {
+        /// The stock there is.
+        stock: i64,
+        /// The change asked for.
+        delta: i64,
+    },
+    /// A restock past [`MAX_STOCK`].
     #[error("restocking {delta} onto {stock} units would pass {MAX_STOCK}")]
-    AboveMax { stock: i64, delta: i64 },
+    AboveMax {
+        /// The stock there is.
+        stock: i64,
+        /// The change asked for.
+        delta: i64,
+    },
 }
 
 /// The stock after an admin restock (positive delta) or write-off (negative delta).
@@ -193,12 +213,9 @@ pub fn plan_adjust(slots: &[Slot], delta: StockDelta) -> Result<Vec<SlotChange>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kernel::testing::pid;
     use kernel::Quantity;
     use proptest::prelude::*;
-
-    fn pid(v: i64) -> ProductId {
-        ProductId::try_from(v).unwrap()
-    }
 
     fn line(product: i64, quantity: i64) -> ReserveLine {
         ReserveLine {

@@ -8,12 +8,44 @@ use std::sync::Arc;
 /// Why a product could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum ProductError {
+    /// No such product.
     #[error("no product {0}")]
     NotFound(ProductId),
+    /// The store failed.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
 
+/// The catalogue: adding products, reading them, and admins' stock changes. (Orders
+/// take and give back stock through the order store, in the order's own transaction.)
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use kernel::SystemClock;
+/// use std::sync::Arc;
+/// use stock::{NewProduct, Price, ProductName, StockDelta, StockLevel, StockService};
+///
+/// let catalogue = StockService::new(
+///     Arc::new(memory_adapter::MemoryStore::new()),
+///     Arc::new(SystemClock),
+/// );
+/// let tea = catalogue
+///     .create_product(NewProduct {
+///         name: ProductName::try_from("Green tea".to_string()).unwrap(),
+///         price: Price::try_from(4_500).unwrap(),
+///         stock: StockLevel::try_from(3).unwrap(),
+///         max_per_user: None,
+///     })
+///     .await
+///     .unwrap();
+/// // a write-off never takes the stock below zero
+/// let refused = catalogue.adjust_stock(tea.id, StockDelta::try_from(-5).unwrap()).await;
+/// assert!(matches!(refused, Err(stock::AdjustStockError::Refused(_))));
+/// let restocked = catalogue.adjust_stock(tea.id, StockDelta::try_from(7).unwrap()).await;
+/// assert_eq!(restocked.unwrap().stock, 10);
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct StockService {
     store: Arc<dyn StockStore>,
@@ -21,6 +53,7 @@ pub struct StockService {
 }
 
 impl StockService {
+    /// The use cases over `store`, stamping new products with `clock`'s now.
     pub fn new(store: Arc<dyn StockStore>, clock: Arc<dyn Clock>) -> Self {
         Self { store, clock }
     }
@@ -30,6 +63,7 @@ impl StockService {
         self.store.create(product, self.clock.now()).await
     }
 
+    /// The product, or `NotFound`.
     pub async fn product(&self, id: ProductId) -> Result<Product, ProductError> {
         self.store.get(id).await?.ok_or(ProductError::NotFound(id))
     }
@@ -70,21 +104,9 @@ impl StockService {
 mod tests {
     use super::*;
     use crate::rules::AdjustRuleError;
-    use chrono::TimeZone;
-    use kernel::{FixedClock, Money, Timestamp};
+    use kernel::testing::{fixed_clock as clock, pid, t0 as now};
+    use kernel::Money;
     use mockall::predicate::eq;
-
-    fn now() -> Timestamp {
-        chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap()
-    }
-
-    fn clock() -> Arc<dyn Clock> {
-        Arc::new(FixedClock(now()))
-    }
-
-    fn pid(v: i64) -> ProductId {
-        ProductId::try_from(v).unwrap()
-    }
 
     fn product(id: i64, stock: i64) -> Product {
         Product {

@@ -1,8 +1,8 @@
 //! Balance (points): read, charge through the payment gateway, history.
 
 use crate::auth::UserScope;
-use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, Query};
+use crate::error::{ApiError, Problem, ProblemCode};
+use crate::extract::{FieldErrors, Json, ListQuery, ListResponse, Query, TryIntoDomain};
 use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
@@ -43,6 +43,19 @@ pub struct ChargeRequest {
         pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]+$"
     )]
     pub payment_method: String,
+}
+
+impl TryIntoDomain for ChargeRequest {
+    type Domain = (ChargeAmount, PaymentMethod);
+    fn try_into_domain(self) -> Result<(ChargeAmount, PaymentMethod), ApiError> {
+        let mut errors = FieldErrors::default();
+        let amount = errors.check("amount", ChargeAmount::try_from(self.amount));
+        let method = errors.check(
+            "payment_method",
+            PaymentMethod::try_from(self.payment_method),
+        );
+        errors.finish(amount.zip(method))
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -167,17 +180,7 @@ pub async fn charge(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let mut errors = Vec::new();
-    let amount = ChargeAmount::try_from(body.amount)
-        .map_err(|e| errors.push(FieldError::new("amount", e.to_string())))
-        .ok();
-    let method = PaymentMethod::try_from(body.payment_method)
-        .map_err(|e| errors.push(FieldError::new("payment_method", e.to_string())))
-        .ok();
-    let (Some(amount), Some(method)) = (amount, method) else {
-        return Err(ApiError::validation(errors));
-    };
+    let (amount, method) = body.try_into_domain()?;
     let receipt = state
         .charges
         .charge(

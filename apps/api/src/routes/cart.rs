@@ -1,8 +1,8 @@
 //! The cart: a user's products and quantities, always shown at current prices.
 
 use crate::auth::UserScope;
-use crate::error::{ApiError, FieldError, Problem};
-use crate::extract::{Json, PathId};
+use crate::error::{ApiError, Problem};
+use crate::extract::{FieldErrors, Json, PathId, TryIntoDomain};
 use crate::routes::products::product_not_found;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -87,6 +87,15 @@ pub struct PutCartItemRequest {
     pub quantity: i64,
 }
 
+impl TryIntoDomain for PutCartItemRequest {
+    type Domain = CartQuantity;
+    fn try_into_domain(self) -> Result<CartQuantity, ApiError> {
+        let mut errors = FieldErrors::default();
+        let quantity = errors.check("quantity", CartQuantity::try_from(self.quantity));
+        errors.finish(quantity)
+    }
+}
+
 impl From<SetCartItemError> for ApiError {
     fn from(e: SetCartItemError) -> Self {
         match e {
@@ -127,8 +136,7 @@ pub async fn put_item(
     body: Json<PutCartItemRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<CartView>, ApiError> {
-    let quantity = CartQuantity::try_from(body.quantity)
-        .map_err(|e| ApiError::validation(vec![FieldError::new("quantity", e.to_string())]))?;
+    let quantity = body.try_into_domain()?;
     let cart = state
         .carts
         .set_item(scope.user, product.0, quantity)

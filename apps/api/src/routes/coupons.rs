@@ -2,8 +2,8 @@
 //! first-come-first-served issuing, a user's coupons, and the user's notification inbox.
 
 use crate::auth::{Admin, Caller, UserScope};
-use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, PathId, Query};
+use crate::error::{ApiError, Problem, ProblemCode};
+use crate::extract::{FieldErrors, Json, ListQuery, ListResponse, PathId, Query, TryIntoDomain};
 use crate::idempotency::IdempotencyKey;
 use crate::metrics::{Event, Metrics};
 use crate::routes::{route, RouteSpec};
@@ -334,37 +334,35 @@ fn coupon_not_found() -> ApiError {
     ApiError::not_found(ProblemCode::CouponNotFound, "no such coupon")
 }
 
-impl CreateCouponRequest {
-    /// The domain command, or 422 naming every invalid field.
+impl TryIntoDomain for CreateCouponRequest {
+    type Domain = NewCoupon;
     fn try_into_domain(self) -> Result<NewCoupon, ApiError> {
-        let mut errors = Vec::new();
-        let mut field = |name: &str, message: String| errors.push(FieldError::new(name, message));
-        let name = CouponName::try_from(self.name)
-            .map_err(|e| field("name", e.to_string()))
-            .ok();
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", CouponName::try_from(self.name));
         let discount = Discount::with_cap(
             self.discount_type.into(),
             self.discount_value,
             self.max_discount,
         )
-        .map_err(|e| field(e.field(), e.to_string()))
+        .map_err(|e| errors.push(e.field(), e.to_string()))
         .ok();
         let min_order_amount = Money::try_from(self.min_order_amount.unwrap_or(0))
-            .map_err(|_| field("min_order_amount", "must be 0 or more".into()))
+            .map_err(|_| errors.push("min_order_amount", "must be 0 or more"))
             .ok();
         let total_quantity = match self.total_quantity {
             None => Some(None),
             Some(t) => Quantity::try_from(t)
                 .map(Some)
-                .map_err(|_| field("total_quantity", "must be 1 or more, or null".into()))
+                .map_err(|_| errors.push("total_quantity", "must be 1 or more, or null"))
                 .ok(),
         };
-        let window = ValidityWindow::new(self.valid_from, self.valid_until)
-            .map_err(|e| field("valid_until", e.to_string()))
-            .ok();
+        let window = errors.check(
+            "valid_until",
+            ValidityWindow::new(self.valid_from, self.valid_until),
+        );
         let raw = self.issue_to.unwrap_or_default();
         if raw.len() > MAX_ISSUE_TO {
-            field(
+            errors.push(
                 "issue_to",
                 format!("at most {MAX_ISSUE_TO} users, got {}", raw.len()),
             );
@@ -373,10 +371,7 @@ impl CreateCouponRequest {
         for (i, id) in raw.into_iter().enumerate() {
             match UserId::try_from(id) {
                 Ok(u) => issue_to.push(u),
-                Err(_) => field(
-                    &format!("issue_to[{i}]"),
-                    "must be a positive user id".into(),
-                ),
+                Err(_) => errors.push(format!("issue_to[{i}]"), "must be a positive user id"),
             }
         }
         let (
@@ -385,19 +380,11 @@ impl CreateCouponRequest {
             Some(min_order_amount),
             Some(total_quantity),
             Some(window),
-            true,
-        ) = (
-            name,
-            discount,
-            min_order_amount,
-            total_quantity,
-            window,
-            errors.is_empty(),
-        )
+        ) = (name, discount, min_order_amount, total_quantity, window)
         else {
-            return Err(ApiError::validation(errors));
+            return errors.finish(None);
         };
-        NewCoupon::new(
+        let coupon = NewCoupon::new(
             name,
             discount,
             min_order_amount,
@@ -405,9 +392,20 @@ impl CreateCouponRequest {
             window,
             issue_to,
         )
-        .map_err(|e: NewCouponError| {
-            ApiError::validation(vec![FieldError::new("issue_to", e.to_string())])
-        })
+        .map_err(|e: NewCouponError| errors.push("issue_to", e.to_string()))
+        .ok();
+        errors.finish(coupon)
+    }
+}
+
+impl TryIntoDomain for IssueRequest {
+    type Domain = UserId;
+    fn try_into_domain(self) -> Result<UserId, ApiError> {
+        let mut errors = FieldErrors::default();
+        let user = UserId::try_from(self.user_id)
+            .map_err(|_| errors.push("user_id", "must be a positive user id"))
+            .ok();
+        errors.finish(user)
     }
 }
 
@@ -429,7 +427,7 @@ pub async fn create_coupon(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let new = body.into_inner().try_into_domain()?;
+    let new = body.try_into_domain()?;
     let coupon = state.coupons.create(new).await?;
     // every `issue_to` user now owns it
     if coupon.issued_quantity > 0 {
@@ -502,12 +500,7 @@ pub async fn issue_coupon(
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
     let coupon = coupon.get();
-    let user = UserId::try_from(body.user_id).map_err(|_| {
-        ApiError::validation(vec![FieldError::new(
-            "user_id",
-            "must be a positive user id",
-        )])
-    })?;
+    let user = body.try_into_domain()?;
     caller.ensure_may_act_for(user)?;
     let issued = state.coupons.issue(coupon, user).await?;
     metrics.count(Event::CouponIssued);

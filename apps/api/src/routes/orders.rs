@@ -4,7 +4,7 @@
 
 use crate::auth::{Admin, Caller, UserScope};
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, PathId, Query};
+use crate::extract::{FieldErrors, Json, ListQuery, ListResponse, PathId, Query, TryIntoDomain};
 use crate::idempotency::{json_answer, Idempotency, IdempotencyKey};
 use crate::metrics::{Event, Metrics};
 use crate::routes::products::{out_of_stock, product_not_found};
@@ -102,7 +102,9 @@ pub struct OrderItemRequest {
     pub quantity: i64,
 }
 
-/// `Order` as documented (the handlers serialise `order::Order`, which has this shape).
+/// `Order` as documented. What is sent is `order::Order`'s serialisation (the same body
+/// the outbox events carry): the one wire format, which
+/// `tests::the_documented_order_and_refund_are_what_is_sent` holds this schema equal to.
 #[derive(ToSchema)]
 #[schema(as = Order)]
 #[allow(dead_code)]
@@ -130,7 +132,7 @@ pub struct OrderDoc {
     refunded_total: i64,
 }
 
-/// `Refund` as documented (the handlers serialise `order::Refund`).
+/// `Refund` as documented; held equal to `order::Refund`'s serialisation (see [`OrderDoc`]).
 #[derive(ToSchema)]
 #[schema(as = Refund)]
 #[allow(dead_code)]
@@ -176,25 +178,17 @@ pub struct OrderPaymentDoc {
 }
 
 /// Request lines as domain lines, every bad field named.
-fn lines_of(items: &[OrderItemRequest], errors: &mut Vec<FieldError>) -> Vec<LineRequest> {
+fn lines_of(items: &[OrderItemRequest], errors: &mut FieldErrors) -> Vec<LineRequest> {
     let mut lines = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let product = ProductId::try_from(item.product_id)
-            .map_err(|_| {
-                errors.push(FieldError::new(
-                    format!("items[{i}].product_id"),
-                    "must be a positive id",
-                ))
-            })
+            .map_err(|_| errors.push(format!("items[{i}].product_id"), "must be a positive id"))
             .ok();
         let quantity = Quantity::try_from(item.quantity)
             .ok()
             .filter(|q| q.get() <= order::MAX_LINE_QUANTITY)
             .or_else(|| {
-                errors.push(FieldError::new(
-                    format!("items[{i}].quantity"),
-                    "must be between 1 and 1000",
-                ));
+                errors.push(format!("items[{i}].quantity"), "must be between 1 and 1000");
                 None
             });
         if let (Some(product_id), Some(quantity)) = (product, quantity) {
@@ -216,16 +210,17 @@ fn invalid_fields(problems: Vec<order::InvalidField>) -> ApiError {
     )
 }
 
-impl PlaceOrderRequest {
-    fn into_command(self) -> Result<PlaceOrder, ApiError> {
-        let mut errors = Vec::new();
+impl TryIntoDomain for PlaceOrderRequest {
+    type Domain = PlaceOrder;
+    fn try_into_domain(self) -> Result<PlaceOrder, ApiError> {
+        let mut errors = FieldErrors::default();
         let user = UserId::try_from(self.user_id)
-            .map_err(|_| errors.push(FieldError::new("user_id", "must be a positive id")))
+            .map_err(|_| errors.push("user_id", "must be a positive id"))
             .ok();
         let coupon = match self.coupon_id {
             Some(c) => CouponId::try_from(c)
                 .map(Some)
-                .map_err(|_| errors.push(FieldError::new("coupon_id", "must be a positive id")))
+                .map_err(|_| errors.push("coupon_id", "must be a positive id"))
                 .unwrap_or(None),
             None => None,
         };
@@ -233,26 +228,20 @@ impl PlaceOrderRequest {
             (Some(items), false) => Some(lines_of(items, &mut errors)),
             (None, true) => None,
             (Some(_), true) => {
-                errors.push(FieldError::new(
+                errors.push(
                     "from_cart",
                     "give either items or from_cart: true, not both",
-                ));
+                );
                 None
             }
             (None, false) => {
-                errors.push(FieldError::new(
-                    "items",
-                    "required (or from_cart: true to order the cart)",
-                ));
+                errors.push("items", "required (or from_cart: true to order the cart)");
                 None
             }
         };
-        let Some(user) = user else {
-            return Err(ApiError::validation(errors));
+        let Some(user) = user.filter(|_| errors.is_empty()) else {
+            return errors.finish(None);
         };
-        if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
-        }
         match lines {
             Some(lines) => {
                 PlaceOrder::new(user, lines, coupon, self.pay_now).map_err(invalid_fields)
@@ -262,9 +251,10 @@ impl PlaceOrderRequest {
     }
 }
 
-impl RefundOrderRequest {
-    fn into_request(self) -> Result<RefundRequest, ApiError> {
-        let mut errors = Vec::new();
+impl TryIntoDomain for RefundOrderRequest {
+    type Domain = RefundRequest;
+    fn try_into_domain(self) -> Result<RefundRequest, ApiError> {
+        let mut errors = FieldErrors::default();
         let items: Vec<RefundItem> = lines_of(&self.items, &mut errors)
             .into_iter()
             .map(|l| RefundItem {
@@ -273,7 +263,7 @@ impl RefundOrderRequest {
             })
             .collect();
         if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
+            return errors.finish(None);
         }
         RefundRequest::new(items, self.reason).map_err(invalid_fields)
     }
@@ -443,7 +433,7 @@ pub async fn place_order(
     state: web::Data<AppState>,
     metrics: web::Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let command = body.into_inner().into_command()?;
+    let command = body.try_into_domain()?;
     caller.ensure_may_act_for(command.user_id())?;
     let order = state
         .orders
@@ -573,7 +563,7 @@ pub async fn refund_order(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.get();
-    let request = body.into_inner().into_request()?;
+    let request = body.try_into_domain()?;
     let refund = state
         .orders
         .refund(
@@ -605,51 +595,43 @@ pub struct SearchQuery {
     pub cursor: Option<String>,
 }
 
-fn timestamp(field: &str, raw: Option<&str>) -> Result<Option<kernel::Timestamp>, FieldError> {
+fn timestamp(raw: Option<&str>) -> Result<Option<kernel::Timestamp>, &'static str> {
     raw.map(|s| {
         chrono::DateTime::parse_from_rfc3339(s)
             .map(|t| t.with_timezone(&chrono::Utc))
-            .map_err(|_| FieldError::new(field, "must be an RFC 3339 timestamp with a time zone"))
+            .map_err(|_| "must be an RFC 3339 timestamp with a time zone")
     })
     .transpose()
 }
 
 impl SearchQuery {
     fn filter(&self) -> Result<OrderFilter, ApiError> {
-        let mut errors = Vec::new();
-        let status = match self.status.as_deref() {
-            None => None,
-            Some(s) => OrderStatus::parse(s).or_else(|| {
-                errors.push(FieldError::new("status", "PENDING, PAID or CANCELLED"));
-                None
-            }),
+        let mut errors = FieldErrors::default();
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| OrderStatus::parse(s).ok_or("PENDING, PAID or CANCELLED"))
+            .transpose();
+        let status = errors.check("status", status);
+        let user_id = self
+            .user_id
+            .map(|u| UserId::try_from(u).map_err(|_| "must be a positive id"))
+            .transpose();
+        let user_id = errors.check("user_id", user_id);
+        let created_from = errors.check("created_from", timestamp(self.created_from.as_deref()));
+        let created_to = errors.check("created_to", timestamp(self.created_to.as_deref()));
+        let filter = match (status, user_id, created_from, created_to) {
+            (Some(status), Some(user_id), Some(created_from), Some(created_to)) => {
+                Some(OrderFilter {
+                    status,
+                    user_id,
+                    created_from,
+                    created_to,
+                })
+            }
+            _ => None,
         };
-        let user_id = match self.user_id {
-            None => None,
-            Some(u) => UserId::try_from(u).ok().or_else(|| {
-                errors.push(FieldError::new("user_id", "must be a positive id"));
-                None
-            }),
-        };
-        let created_from =
-            timestamp("created_from", self.created_from.as_deref()).unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            });
-        let created_to = timestamp("created_to", self.created_to.as_deref()).unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        });
-        if errors.is_empty() {
-            Ok(OrderFilter {
-                status,
-                user_id,
-                created_from,
-                created_to,
-            })
-        } else {
-            Err(ApiError::validation(errors))
-        }
+        errors.finish(filter)
     }
 }
 
@@ -727,4 +709,174 @@ pub async fn popular_products(
             })
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use kernel::{Money, RefundId};
+    use order::{CancelReason, OrderLine, OrderPayment, PaymentStatus};
+    use serde_json::Value;
+
+    /// Resolves `{"$ref": "#/components/schemas/X"}` against the document.
+    fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
+        match schema["$ref"].as_str() {
+            Some(r) => {
+                let name = r.trim_start_matches("#/components/schemas/");
+                &doc["components"]["schemas"][name]
+            }
+            None => schema,
+        }
+    }
+
+    /// The JSON types a schema allows (`type` may be a name or a list; `oneOf` with a
+    /// `null` member makes a nullable reference).
+    fn types(doc: &Value, schema: &Value) -> Vec<String> {
+        if let Some(options) = schema["oneOf"].as_array() {
+            return options.iter().flat_map(|o| types(doc, o)).collect();
+        }
+        let schema = resolve(doc, schema);
+        match &schema["type"] {
+            Value::String(t) => vec![t.clone()],
+            Value::Array(ts) => ts
+                .iter()
+                .filter_map(|t| t.as_str().map(String::from))
+                .collect(),
+            _ if schema["properties"].is_object() => vec!["object".into()],
+            _ => vec![],
+        }
+    }
+
+    /// Asserts that `value` has exactly the shape of `schema`: the same property names,
+    /// each of a type the schema allows, nested objects and arrays alike.
+    fn assert_matches(doc: &Value, schema: &Value, value: &Value, at: &str) {
+        let allowed = types(doc, schema);
+        let kind = match value {
+            Value::Null => "null",
+            Value::Bool(_) => "boolean",
+            Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+            Value::Number(_) => "number",
+            Value::String(_) => "string",
+            Value::Array(_) => "array",
+            Value::Object(_) => "object",
+        };
+        assert!(
+            allowed
+                .iter()
+                .any(|t| t == kind || (t == "number" && kind == "integer")),
+            "{at}: the wire value is {kind}, the document allows {allowed:?}"
+        );
+        let schema = match schema["oneOf"].as_array() {
+            Some(options) => options
+                .iter()
+                .map(|o| resolve(doc, o))
+                .find(|o| !types(doc, o).iter().all(|t| t == "null"))
+                .unwrap_or(schema),
+            None => resolve(doc, schema),
+        };
+        match value {
+            Value::Object(fields) => {
+                let documented: std::collections::BTreeSet<&String> =
+                    schema["properties"].as_object().unwrap().keys().collect();
+                let sent: std::collections::BTreeSet<&String> = fields.keys().collect();
+                assert_eq!(
+                    sent, documented,
+                    "{at}: the fields sent and documented differ"
+                );
+                for (name, v) in fields {
+                    assert_matches(doc, &schema["properties"][name], v, &format!("{at}.{name}"));
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    assert_matches(doc, &schema["items"], v, &format!("{at}[{i}]"));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn order(paid_and_refunded: bool) -> (Order, Option<Refund>) {
+        let t = chrono::Utc.with_ymd_and_hms(2026, 11, 21, 9, 0, 0).unwrap();
+        let won = |v| Money::try_from(v).unwrap();
+        let product = ProductId::try_from(3).unwrap();
+        let id = OrderId::try_from(7).unwrap();
+        let refund = Refund {
+            id: RefundId::try_from(1).unwrap(),
+            order_id: id,
+            items: vec![RefundItem {
+                product_id: product,
+                quantity: Quantity::try_from(1).unwrap(),
+            }],
+            amount: won(900),
+            reason: Some("damaged".into()),
+            created_at: t,
+        };
+        let order = Order {
+            id,
+            user_id: UserId::try_from(1).unwrap(),
+            status: OrderStatus::Cancelled,
+            items: vec![OrderLine {
+                product_id: product,
+                name: "tea".into(),
+                unit_price: won(1_000),
+                quantity: Quantity::try_from(3).unwrap(),
+                subtotal: won(3_000),
+            }],
+            subtotal: won(3_000),
+            discount: won(300),
+            total: won(2_700),
+            coupon_id: Some(CouponId::try_from(2).unwrap()),
+            created_at: t,
+            expires_at: t,
+            paid_at: Some(t),
+            cancelled_at: Some(t),
+            cancel_reason: Some(CancelReason::UserRequest),
+            payment: Some(OrderPayment {
+                id: 5,
+                amount: won(2_700),
+                status: PaymentStatus::Refunded,
+                paid_at: t,
+                refunded_at: Some(t),
+            }),
+            refunds: vec![refund.clone()],
+            refunded_total: won(900),
+        };
+        if paid_and_refunded {
+            (order, Some(refund))
+        } else {
+            let bare = Order {
+                status: OrderStatus::Pending,
+                coupon_id: None,
+                paid_at: None,
+                cancelled_at: None,
+                cancel_reason: None,
+                payment: None,
+                refunds: vec![],
+                refunded_total: won(0),
+                ..order
+            };
+            (bare, None)
+        }
+    }
+
+    // Invariant: one wire format per resource. `order::Order` and `order::Refund` are
+    // what the handlers send (and the outbox events carry); the documented `Order` and
+    // `Refund` schemas are held equal to them, field by field and type by type, with
+    // every optional member set and with every one absent.
+    #[test]
+    fn the_documented_order_and_refund_are_what_is_sent() {
+        let doc = serde_json::to_value(crate::docs::openapi()).unwrap();
+        let schema = |name: &str| doc["components"]["schemas"][name].clone();
+        for full in [true, false] {
+            let (order, refund) = order(full);
+            let sent = serde_json::to_value(&order).unwrap();
+            assert_matches(&doc, &schema("Order"), &sent, "Order");
+            if let Some(refund) = refund {
+                let sent = serde_json::to_value(&refund).unwrap();
+                assert_matches(&doc, &schema("Refund"), &sent, "Refund");
+            }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{ListQuery, ListResponse, PathId, Query};
+use crate::extract::{FieldErrors, Json, ListQuery, ListResponse, PathId, Query, TryIntoDomain};
 use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -235,30 +235,24 @@ fn parse_status(raw: Option<&str>) -> Result<Option<OutboxStatus>, ApiError> {
     .transpose()
 }
 
-impl RetryDeadRequest {
-    /// The domain filter, or 422 naming every field that is wrong.
-    fn into_filter(self) -> Result<RetryFilter, ApiError> {
-        let mut errors = Vec::new();
+impl TryIntoDomain for RetryDeadRequest {
+    type Domain = RetryFilter;
+    fn try_into_domain(self) -> Result<RetryFilter, ApiError> {
+        let mut errors = FieldErrors::default();
         if self.status != OutboxStatus::Dead.as_str() {
-            errors.push(FieldError::new(
-                "status",
-                "must be DEAD: only DEAD events are retried",
-            ));
+            errors.push("status", "must be DEAD: only DEAD events are retried");
         }
         if let Some(t) = self.event_type.as_deref() {
             if EventType::parse(t).is_none() {
                 let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-                errors.push(FieldError::new(
-                    "event_type",
-                    format!("must be one of {}", names.join(", ")),
-                ));
+                errors.push("event_type", format!("must be one of {}", names.join(", ")));
             }
         }
         let mut time = |field: &str, raw: Option<&str>| {
             raw.and_then(|s| match DateTime::parse_from_rfc3339(s) {
                 Ok(t) => Some(t.with_timezone(&Utc)),
                 Err(_) => {
-                    errors.push(FieldError::new(field, "must be an RFC 3339 timestamp"));
+                    errors.push(field, "must be an RFC 3339 timestamp");
                     None
                 }
             })
@@ -266,7 +260,7 @@ impl RetryDeadRequest {
         let from = time("created_from", self.created_from.as_deref());
         let to = time("created_to", self.created_to.as_deref());
         if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
+            return errors.finish(None);
         }
         RetryFilter::new(self.event_type, from, to).map_err(|e| match e {
             InvalidRetryFilter::EmptyRange => ApiError::validation(vec![FieldError::new(
@@ -381,10 +375,10 @@ pub async fn retry(
     security(("bearer" = [])))]
 pub async fn retry_dead(
     _admin: Admin,
-    body: crate::extract::Json<RetryDeadRequest>,
+    body: Json<RetryDeadRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<RetriedView>, ApiError> {
-    let filter = body.into_inner().into_filter()?;
+    let filter = body.try_into_domain()?;
     let retried = state.outbox.retry_dead(&filter).await?;
     Ok(web::Json(RetriedView { retried }))
 }
@@ -430,11 +424,11 @@ mod tests {
             Some("2026-11-21T00:00:00Z"),
             None,
         )
-        .into_filter()
+        .try_into_domain()
         .unwrap();
         assert_eq!(ok.event_type(), Some("order.refunded"));
         async fn fields(r: RetryDeadRequest) -> Vec<String> {
-            let err = r.into_filter().unwrap_err();
+            let err = r.try_into_domain().unwrap_err();
             assert_eq!(err.code(), "VALIDATION_ERROR");
             let response = actix_web::ResponseError::error_response(&err);
             assert_eq!(response.status(), 422);

@@ -3,7 +3,7 @@
 
 use crate::auth::Admin;
 use crate::error::{ApiError, FieldError, Problem, ProblemCode};
-use crate::extract::{Json, ListQuery, ListResponse, PathId, Query};
+use crate::extract::{FieldErrors, Json, ListQuery, ListResponse, PathId, Query, TryIntoDomain};
 use crate::idempotency::IdempotencyKey;
 use crate::routes::{route, RouteSpec};
 use crate::state::AppState;
@@ -128,38 +128,28 @@ pub struct UpdateProductRequest {
     pub max_per_user: Option<Option<i64>>,
 }
 
-impl UpdateProductRequest {
-    fn into_changes(self) -> Result<ProductChanges, ApiError> {
-        let mut errors = Vec::new();
-        let name = self.name.and_then(|n| {
-            ProductName::try_from(n)
-                .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
-                .ok()
-        });
-        let price = self.price.and_then(|p| {
-            Price::try_from(p)
-                .map_err(|e| errors.push(FieldError::new("price", e.to_string())))
-                .ok()
-        });
+impl TryIntoDomain for UpdateProductRequest {
+    type Domain = ProductChanges;
+    fn try_into_domain(self) -> Result<ProductChanges, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = self
+            .name
+            .and_then(|n| errors.check("name", ProductName::try_from(n)));
+        let price = self
+            .price
+            .and_then(|p| errors.check("price", Price::try_from(p)));
         let max_per_user = match self.max_per_user {
             None => None,
             Some(None) => Some(None),
-            Some(Some(l)) => PurchaseLimit::try_from(l)
-                .map(|l| Some(Some(l)))
-                .unwrap_or_else(|e| {
-                    errors.push(FieldError::new("max_per_user", e.to_string()));
-                    None
-                }),
+            Some(Some(l)) => errors
+                .check("max_per_user", PurchaseLimit::try_from(l))
+                .map(Some),
         };
-        if errors.is_empty() {
-            Ok(ProductChanges {
-                name,
-                price,
-                max_per_user,
-            })
-        } else {
-            Err(ApiError::validation(errors))
-        }
+        errors.finish(Some(ProductChanges {
+            name,
+            price,
+            max_per_user,
+        }))
     }
 }
 
@@ -171,6 +161,41 @@ pub struct StockAdjustmentRequest {
     /// 1,000,000,000 (422 VALIDATION_ERROR).
     #[schema(example = -3, minimum = -1000000000, maximum = 1000000000)]
     pub delta: i64,
+}
+
+impl TryIntoDomain for CreateProductRequest {
+    type Domain = NewProduct;
+    fn try_into_domain(self) -> Result<NewProduct, ApiError> {
+        let mut errors = FieldErrors::default();
+        let name = errors.check("name", ProductName::try_from(self.name));
+        let price = errors.check("price", Price::try_from(self.price));
+        let stock = errors.check("stock", StockLevel::try_from(self.stock));
+        let max_per_user = match self.max_per_user {
+            None => Some(None),
+            Some(l) => errors
+                .check("max_per_user", PurchaseLimit::try_from(l))
+                .map(Some),
+        };
+        let product = match (name, price, stock, max_per_user) {
+            (Some(name), Some(price), Some(stock), Some(max_per_user)) => Some(NewProduct {
+                name,
+                price,
+                stock,
+                max_per_user,
+            }),
+            _ => None,
+        };
+        errors.finish(product)
+    }
+}
+
+impl TryIntoDomain for StockAdjustmentRequest {
+    type Domain = StockDelta;
+    fn try_into_domain(self) -> Result<StockDelta, ApiError> {
+        let mut errors = FieldErrors::default();
+        let delta = errors.check("delta", StockDelta::try_from(self.delta));
+        errors.finish(delta)
+    }
 }
 
 /// 404 PRODUCT_NOT_FOUND naming the products (`product_ids`).
@@ -274,38 +299,7 @@ pub async fn create_product(
     body: Json<CreateProductRequest>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = body.into_inner();
-    let mut errors = Vec::new();
-    let name = ProductName::try_from(body.name)
-        .map_err(|e| errors.push(FieldError::new("name", e.to_string())))
-        .ok();
-    let price = Price::try_from(body.price)
-        .map_err(|e| errors.push(FieldError::new("price", e.to_string())))
-        .ok();
-    let stock = StockLevel::try_from(body.stock)
-        .map_err(|e| errors.push(FieldError::new("stock", e.to_string())))
-        .ok();
-    let max_per_user = match body.max_per_user {
-        None => Some(None),
-        Some(l) => PurchaseLimit::try_from(l)
-            .map(Some)
-            .map_err(|e| errors.push(FieldError::new("max_per_user", e.to_string())))
-            .ok(),
-    };
-    let (Some(name), Some(price), Some(stock), Some(max_per_user)) =
-        (name, price, stock, max_per_user)
-    else {
-        return Err(ApiError::validation(errors));
-    };
-    let product = state
-        .stock
-        .create_product(NewProduct {
-            name,
-            price,
-            stock,
-            max_per_user,
-        })
-        .await?;
+    let product = state.stock.create_product(body.try_into_domain()?).await?;
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, format!("/api/v1/products/{}", product.id)))
         .json(ProductView::from(product)))
@@ -329,7 +323,7 @@ pub async fn update_product(
     body: Json<UpdateProductRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ProductView>, ApiError> {
-    let changes = body.into_inner().into_changes()?;
+    let changes = body.try_into_domain()?;
     let product = state
         .stock
         .update_product(id.0, changes)
@@ -360,8 +354,7 @@ pub async fn adjust_stock(
     body: Json<StockAdjustmentRequest>,
     state: web::Data<AppState>,
 ) -> Result<web::Json<ProductView>, ApiError> {
-    let delta = StockDelta::try_from(body.delta)
-        .map_err(|e| ApiError::validation(vec![FieldError::new("delta", e.to_string())]))?;
+    let delta = body.try_into_domain()?;
     let product = state
         .stock
         .adjust_stock(id.0, delta)

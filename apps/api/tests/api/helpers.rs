@@ -308,6 +308,20 @@ pub enum Answer {
     Hang(Duration),
 }
 
+/// One request as it arrived, and when its answer is (or was) sent.
+struct Arrival {
+    request: PlatformRequest,
+    event_id: String,
+    status: u16,
+    answered_at: std::time::Instant,
+}
+
+impl Arrival {
+    fn answered(&self) -> bool {
+        self.answered_at <= std::time::Instant::now()
+    }
+}
+
 #[derive(Default)]
 struct PlatformState {
     /// answers to the next requests, in order, before anything else
@@ -317,21 +331,62 @@ struct PlatformState {
     /// how long each answer takes
     delay: Duration,
     /// in arrival order
-    requests: Vec<PlatformRequest>,
-    /// acknowledged event bodies, in the order they were acknowledged
-    acknowledged: Vec<Value>,
-    /// requests per event id being answered right now
-    in_flight: std::collections::HashMap<String, usize>,
+    arrivals: Vec<Arrival>,
     /// times an event arrived while another request for it was still being answered
     overlaps: usize,
 }
 
-/// A recording data platform on a real port: `POST /events`, programmable to refuse
-/// (503) the next N requests or to answer slowly.
+/// Answers each request as the state says, and records it (wiremock sends the answer
+/// after its delay).
+struct Scripted(Arc<std::sync::Mutex<PlatformState>>);
+
+impl wiremock::Respond for Scripted {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        let event_id = body["event_id"].as_str().unwrap_or_default().to_string();
+        let mut s = self.0.lock().unwrap();
+        if s.arrivals
+            .iter()
+            .any(|a| a.event_id == event_id && !a.answered())
+        {
+            s.overlaps += 1;
+        }
+        let (status, delay) = match s.script.pop_front() {
+            Some(Answer::Status(code)) => (code, s.delay),
+            Some(Answer::Hang(d)) => (200, d),
+            None if s.fail_next > 0 => {
+                s.fail_next -= 1;
+                (503, s.delay)
+            }
+            None => (200, s.delay),
+        };
+        s.arrivals.push(Arrival {
+            request: PlatformRequest {
+                idempotency_key: request
+                    .headers
+                    .get("Idempotency-Key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from),
+                body,
+                raw_body: request.body.clone(),
+                headers: request.headers.clone(),
+                acknowledged: false,
+            },
+            event_id,
+            status,
+            answered_at: std::time::Instant::now() + delay,
+        });
+        wiremock::ResponseTemplate::new(status).set_delay(delay)
+    }
+}
+
+/// A recording data platform on a real port (wiremock): `POST /events`, programmable to
+/// refuse (503) the next N requests, to answer as scripted, or slowly.
 #[derive(Clone)]
 pub struct FakePlatform {
     pub url: String,
     state: Arc<std::sync::Mutex<PlatformState>>,
+    _server: Arc<wiremock::MockServer>,
 }
 
 impl FakePlatform {
@@ -342,21 +397,21 @@ impl FakePlatform {
     /// Starts on a given port (0: any); used to bring a "down" platform back up.
     pub async fn start_on(port: u16) -> FakePlatform {
         let state: Arc<std::sync::Mutex<PlatformState>> = Arc::default();
-        let data = actix_web::web::Data::new(state.clone());
-        let server = actix_web::HttpServer::new(move || {
-            actix_web::App::new()
-                .app_data(data.clone())
-                .route("/events", actix_web::web::post().to(platform_receive))
-        })
-        .workers(1)
-        .disable_signals()
-        .bind(("127.0.0.1", port))
-        .expect("binding the fake data platform");
-        let addr = server.addrs()[0];
-        tokio::spawn(server.run());
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+            .expect("binding the fake data platform");
+        let server = wiremock::MockServer::builder()
+            .listener(listener)
+            .start()
+            .await;
+        wiremock::Mock::given(wiremock::matchers::method("POST"))
+            .and(wiremock::matchers::path("/events"))
+            .respond_with(Scripted(state.clone()))
+            .mount(&server)
+            .await;
         FakePlatform {
-            url: format!("http://{addr}"),
+            url: server.uri(),
             state,
+            _server: Arc::new(server),
         }
     }
 
@@ -385,12 +440,28 @@ impl FakePlatform {
         self.state.lock().unwrap().delay = delay;
     }
 
+    /// Every request, in arrival order; `acknowledged` once a 2xx answer was sent.
     pub fn requests(&self) -> Vec<PlatformRequest> {
-        self.state.lock().unwrap().requests.clone()
+        let s = self.state.lock().unwrap();
+        s.arrivals
+            .iter()
+            .map(|a| PlatformRequest {
+                acknowledged: a.answered() && (200..300).contains(&a.status),
+                ..a.request.clone()
+            })
+            .collect()
     }
 
+    /// Acknowledged event bodies, in the order they were acknowledged.
     pub fn acknowledged(&self) -> Vec<Value> {
-        self.state.lock().unwrap().acknowledged.clone()
+        let s = self.state.lock().unwrap();
+        let mut acked: Vec<&Arrival> = s
+            .arrivals
+            .iter()
+            .filter(|a| a.answered() && (200..300).contains(&a.status))
+            .collect();
+        acked.sort_by_key(|a| a.answered_at);
+        acked.into_iter().map(|a| a.request.body.clone()).collect()
     }
 
     pub fn overlaps(&self) -> usize {
@@ -399,7 +470,8 @@ impl FakePlatform {
 
     /// Requests being answered right now (received, not yet answered).
     pub fn in_flight(&self) -> usize {
-        self.state.lock().unwrap().in_flight.values().sum()
+        let s = self.state.lock().unwrap();
+        s.arrivals.iter().filter(|a| !a.answered()).count()
     }
 
     /// Polls until `done` holds for the acknowledged bodies, or panics after `within`.
@@ -422,68 +494,6 @@ impl FakePlatform {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-async fn platform_receive(
-    req: actix_web::HttpRequest,
-    raw: actix_web::web::Bytes,
-    state: actix_web::web::Data<Arc<std::sync::Mutex<PlatformState>>>,
-) -> actix_web::HttpResponse {
-    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
-    let headers: http::HeaderMap = req
-        .headers()
-        .iter()
-        .filter_map(|(k, v)| {
-            Some((
-                http::HeaderName::from_bytes(k.as_str().as_bytes()).ok()?,
-                http::HeaderValue::from_bytes(v.as_bytes()).ok()?,
-            ))
-        })
-        .collect();
-    let key = req
-        .headers()
-        .get("Idempotency-Key")
-        .and_then(|v| v.to_str().ok())
-        .map(String::from);
-    let id = body["event_id"].as_str().unwrap_or_default().to_string();
-    let (status, delay, index) = {
-        let mut s = state.lock().unwrap();
-        let running = s.in_flight.entry(id.clone()).or_default();
-        *running += 1;
-        if *running > 1 {
-            s.overlaps += 1;
-        }
-        let (status, delay) = match s.script.pop_front() {
-            Some(Answer::Status(code)) => (code, s.delay),
-            Some(Answer::Hang(d)) => (200, d),
-            None if s.fail_next > 0 => {
-                s.fail_next -= 1;
-                (503, s.delay)
-            }
-            None => (200, s.delay),
-        };
-        s.requests.push(PlatformRequest {
-            idempotency_key: key,
-            body: body.clone(),
-            raw_body: raw.to_vec(),
-            headers,
-            acknowledged: false,
-        });
-        (status, delay, s.requests.len() - 1)
-    };
-    tokio::time::sleep(delay).await;
-    let mut s = state.lock().unwrap();
-    if let Some(n) = s.in_flight.get_mut(&id) {
-        *n -= 1;
-    }
-    if (200..300).contains(&status) {
-        s.requests[index].acknowledged = true;
-        s.acknowledged.push(body);
-    }
-    actix_web::HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(status).expect("a valid status"),
-    )
-    .finish()
 }
 
 /// The app with its background jobs running and the relay pointed at `platform_url`,

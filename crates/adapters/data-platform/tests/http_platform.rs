@@ -1,13 +1,13 @@
 //! The data-platform client against a real HTTP server started in the test.
 
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use data_platform::signing::SigningSecret;
 use data_platform::{HttpDataPlatform, HttpDataPlatformSettings};
 use outbox::{DeliveryError, Destination, Event};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// What the server received: path, Idempotency-Key, Content-Type, every header, raw body.
+/// What the platform received: path, Idempotency-Key, Content-Type, every header, raw body.
 #[derive(Debug, Clone)]
 struct Received {
     path: String,
@@ -17,61 +17,55 @@ struct Received {
     body: Vec<u8>,
 }
 
-type Seen = Arc<Mutex<Vec<Received>>>;
-
 /// A platform whose answer depends on the first path segment:
-/// `/ok` 200, `/created` 201, `/accepted` 202, `/fail` 503, `/bad` 400, `/slow` 200 after 3 s.
-async fn fake_platform() -> (String, Seen) {
-    let seen: Seen = Arc::default();
-    let data = web::Data::new(seen.clone());
-    let server = HttpServer::new(move || {
-        App::new().app_data(data.clone()).route(
-            "/{mode}/events",
-            web::post().to(
-                |req: HttpRequest, body: web::Bytes, seen: web::Data<Seen>| async move {
-                    let header = |name: &str| {
-                        req.headers()
-                            .get(name)
-                            .and_then(|v| v.to_str().ok())
-                            .map(String::from)
-                    };
-                    seen.lock().unwrap().push(Received {
-                        path: req.path().to_string(),
-                        key: header("Idempotency-Key"),
-                        content_type: header("Content-Type"),
-                        headers: req
-                            .headers()
-                            .iter()
-                            .map(|(k, v)| {
-                                (
-                                    http::HeaderName::from_bytes(k.as_str().as_bytes()).unwrap(),
-                                    http::HeaderValue::from_bytes(v.as_bytes()).unwrap(),
-                                )
-                            })
-                            .collect(),
-                        body: body.to_vec(),
-                    });
-                    match req.match_info().get("mode").unwrap_or_default() {
-                        "ok" => HttpResponse::Ok().finish(),
-                        "created" => HttpResponse::Created().json(serde_json::json!({"id": 1})),
-                        "accepted" => HttpResponse::Accepted().finish(),
-                        "bad" => HttpResponse::BadRequest().finish(),
-                        "slow" => {
-                            tokio::time::sleep(Duration::from_secs(3)).await;
-                            HttpResponse::Ok().finish()
-                        }
-                        _ => HttpResponse::ServiceUnavailable().finish(),
-                    }
-                },
-            ),
-        )
-    })
-    .workers(1)
-    .bind(("127.0.0.1", 0))
-    .unwrap();
-    let addr = server.addrs()[0];
-    tokio::spawn(server.run());
-    (format!("http://{addr}"), seen)
+/// `/ok` 200, `/created` 201, `/accepted` 202, `/fail` 503, `/bad` 400, `/slow` 200 after
+/// 3 s; any other path 404.
+async fn fake_platform() -> MockServer {
+    let server = MockServer::start().await;
+    for (mode, answer) in [
+        ("ok", ResponseTemplate::new(200)),
+        (
+            "created",
+            ResponseTemplate::new(201).set_body_json(serde_json::json!({"id": 1})),
+        ),
+        ("accepted", ResponseTemplate::new(202)),
+        ("fail", ResponseTemplate::new(503)),
+        ("bad", ResponseTemplate::new(400)),
+        (
+            "slow",
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(3)),
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(path(format!("/{mode}/events")))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+    }
+    server
+}
+
+/// Every request the platform received, in arrival order.
+async fn received(server: &MockServer) -> Vec<Received> {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests
+        .into_iter()
+        .map(|r| {
+            let header = |name: &str| {
+                r.headers
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(String::from)
+            };
+            Received {
+                path: r.url.path().to_string(),
+                key: header("Idempotency-Key"),
+                content_type: header("Content-Type"),
+                headers: r.headers.clone(),
+                body: r.body.clone(),
+            }
+        })
+        .collect()
 }
 
 fn client(url: &str, timeout: Duration) -> HttpDataPlatform {
@@ -111,15 +105,16 @@ fn event() -> Event {
 }
 
 // Invariant: the platform can drop duplicates (key = event id) and gets the stored body unchanged.
-#[actix_web::test]
+#[tokio::test]
 async fn an_event_is_posted_with_its_id_as_idempotency_key_and_its_body_exactly() {
-    let (url, seen) = fake_platform().await;
+    let platform = fake_platform().await;
+    let url = platform.uri();
     let e = event();
     client(&format!("{url}/ok/"), Duration::from_secs(2))
         .deliver(&e)
         .await
         .unwrap();
-    let seen = seen.lock().unwrap();
+    let seen = received(&platform).await;
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].path, "/ok/events");
     assert_eq!(
@@ -132,22 +127,24 @@ async fn an_event_is_posted_with_its_id_as_idempotency_key_and_its_body_exactly(
     assert_eq!(seen[0].body, serde_json::to_vec(&e.body).unwrap());
 }
 
-#[actix_web::test]
+#[tokio::test]
 async fn any_2xx_acknowledges() {
-    let (url, seen) = fake_platform().await;
+    let platform = fake_platform().await;
+    let url = platform.uri();
     for mode in ["ok", "created", "accepted"] {
         client(&format!("{url}/{mode}"), Duration::from_secs(2))
             .deliver(&event())
             .await
             .unwrap_or_else(|e| panic!("{mode}: {e}"));
     }
-    assert_eq!(seen.lock().unwrap().len(), 3);
+    assert_eq!(received(&platform).await.len(), 3);
 }
 
 // Invariant: only a 2xx counts as delivered; every other status is a rejection to retry.
-#[actix_web::test]
+#[tokio::test]
 async fn a_non_2xx_answer_is_rejected_with_its_status() {
-    let (url, _) = fake_platform().await;
+    let platform = fake_platform().await;
+    let url = platform.uri();
     for (mode, expected) in [("fail", 503), ("bad", 400)] {
         let err = client(&format!("{url}/{mode}"), Duration::from_secs(2))
             .deliver(&event())
@@ -170,9 +167,10 @@ async fn a_non_2xx_answer_is_rejected_with_its_status() {
 }
 
 // Invariant: one attempt never outlives its timeout; a slow platform is unreachable, not delivered.
-#[actix_web::test]
+#[tokio::test]
 async fn a_slow_platform_is_unreachable_within_the_timeout() {
-    let (url, seen) = fake_platform().await;
+    let platform = fake_platform().await;
+    let url = platform.uri();
     let started = Instant::now();
     let err = client(&format!("{url}/slow"), Duration::from_millis(300))
         .deliver(&event())
@@ -192,10 +190,10 @@ async fn a_slow_platform_is_unreachable_within_the_timeout() {
         "waited for the answer: {took:?}"
     );
     // the request did arrive: the platform may still process it (hence the idempotency key)
-    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert_eq!(received(&platform).await.len(), 1);
 }
 
-#[actix_web::test]
+#[tokio::test]
 async fn a_refused_connection_is_unreachable() {
     // a port that was just free: nothing listens there
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -218,7 +216,8 @@ const WRONG: &str = "whsec_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 
 /// One delivery signed with both secrets, as the platform received it.
 async fn signed_delivery() -> (Event, Received) {
-    let (url, seen) = fake_platform().await;
+    let platform = fake_platform().await;
+    let url = platform.uri();
     let e = event();
     let ack = signed_client(
         &format!("{url}/ok"),
@@ -229,8 +228,8 @@ async fn signed_delivery() -> (Event, Received) {
     .await
     .unwrap();
     assert_eq!(ack.status, 200);
-    let received = seen.lock().unwrap()[0].clone();
-    (e, received)
+    let got = received(&platform).await.remove(0);
+    (e, got)
 }
 
 fn verifier(secret: &str) -> standardwebhooks::Webhook {
@@ -239,7 +238,7 @@ fn verifier(secret: &str) -> standardwebhooks::Webhook {
 
 // Invariant: a platform holding either of two rotated secrets verifies a delivery with
 // an independent Standard Webhooks implementation; the headers name the event and now.
-#[actix_web::test]
+#[tokio::test]
 async fn a_delivery_verifies_with_each_of_two_secrets() {
     let (e, got) = signed_delivery().await;
     verifier(SECRET_A).verify(&got.body, &got.headers).unwrap();
@@ -256,7 +255,7 @@ async fn a_delivery_verifies_with_each_of_two_secrets() {
 
 // Invariant: a signature proves the secret, the body and the time: a wrong secret, a
 // changed body or an old timestamp fail verification.
-#[actix_web::test]
+#[tokio::test]
 async fn a_wrong_secret_a_changed_body_or_an_old_timestamp_fails() {
     let (_, got) = signed_delivery().await;
     assert!(matches!(
@@ -315,14 +314,15 @@ async fn a_wrong_secret_a_changed_body_or_an_old_timestamp_fails() {
 }
 
 // Without secrets a delivery carries no signature (development only; production refuses it).
-#[actix_web::test]
+#[tokio::test]
 async fn without_secrets_nothing_is_signed() {
-    let (url, seen) = fake_platform().await;
+    let platform = fake_platform().await;
+    let url = platform.uri();
     client(&format!("{url}/ok"), Duration::from_secs(2))
         .deliver(&event())
         .await
         .unwrap();
-    let got = seen.lock().unwrap()[0].clone();
+    let got = received(&platform).await.remove(0);
     assert!(got.headers.get("webhook-signature").is_none());
     assert!(got.headers.get("webhook-id").is_some());
 }

@@ -3,6 +3,7 @@
 //! needs (the balance row; a charge row before its balance row), call the decision,
 //! write what it says in one statement, commit.
 
+use crate::paging::newest_first;
 use crate::pool::{conn, PgPool};
 use crate::schema::{balance_charges, balance_history, balances};
 use crate::sql::{sql, Bind, Statement};
@@ -293,15 +294,14 @@ impl BalanceStore for PgBalanceStore {
 
     async fn history(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<HistoryEntry>> {
         let mut conn = conn(&self.pool).await?;
-        let mut query = balance_history::table
-            .filter(balance_history::user_id.eq(user.get()))
-            .select(HistoryRow::as_select())
-            .order(balance_history::id.desc())
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(balance_history::id.lt(after));
-        }
+        let query = newest_first(
+            balance_history::table
+                .filter(balance_history::user_id.eq(user.get()))
+                .select(HistoryRow::as_select())
+                .into_boxed(),
+            balance_history::id,
+            page,
+        );
         let rows: Vec<HistoryRow> = query
             .load(&mut conn)
             .await

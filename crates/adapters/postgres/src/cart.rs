@@ -2,9 +2,8 @@
 //!
 //! A cart row holds a product id and a quantity only; names and prices are joined from
 //! `products` on every read, so a cart always shows current prices. An unknown product
-//! is refused by the foreign key, mapped to `ProductNotFound` here.
-//! [`remove_products_in_tx`] runs inside the caller's transaction (the payment flow
-//! drops paid products from the cart in the transaction that marks the order PAID).
+//! is refused by the foreign key, mapped to `ProductNotFound` here. Paying an order
+//! drops the paid products from the cart as an effect of the order's plan (`order.rs`).
 
 use crate::pool::{conn, PgPool};
 use crate::schema::cart::cart_items;
@@ -28,26 +27,6 @@ impl PgCartStore {
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
     }
-}
-
-/// Drops `products` from the user's cart, inside the caller's transaction.
-pub(crate) async fn remove_products_in_tx(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-    products: &[ProductId],
-) -> QueryResult<()> {
-    if products.is_empty() {
-        return Ok(());
-    }
-    let ids: Vec<i64> = products.iter().map(|p| p.get()).collect();
-    diesel::delete(
-        cart_items::table
-            .filter(cart_items::user_id.eq(user.get()))
-            .filter(cart_items::product_id.eq_any(&ids)),
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// The user's lines with current names and prices, ascending product id.
@@ -140,12 +119,5 @@ impl CartStore for PgCartStore {
             .await
             .context("removing an item from a cart")?;
         Ok(())
-    }
-
-    async fn remove_products(&self, user: UserId, products: &[ProductId]) -> anyhow::Result<()> {
-        let mut conn = conn(&self.pool).await?;
-        remove_products_in_tx(&mut conn, user, products)
-            .await
-            .context("removing paid products from a cart")
     }
 }

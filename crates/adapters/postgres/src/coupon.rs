@@ -1,24 +1,25 @@
 //! Coupons and the users who own them. See `coupon::ports::CouponStore` for the
 //! guarantees; the SQL that keeps them is here.
 //!
-//! - First-come-first-served issuing is ONE statement ([`IssueCoupon`]): it takes a unit
+//! - First-come-first-served issuing is ONE statement (`IssueCoupon`): it takes a unit
 //!   from one of the coupon's slots (`take_coupon_slot`: one nobody holds, so a drop
 //!   does not queue on one counter row; ADR 0009) with a conditional UPDATE and records
 //!   the owner in the same statement. If the owner row conflicts, the unique violation
 //!   aborts the whole statement, so a duplicate never keeps a unit. `issued_quantity`
 //!   is the sum of the slots (the `coupons` view).
-//! - Using a coupon on an order ([`use_in_tx`]) and restoring it ([`restore_in_tx`])
-//!   run inside the caller's transaction, so the order adapter composes them.
+//! - Using a coupon on an order and restoring it are effects of the order's plan,
+//!   written by `order.rs` in the order's transaction.
 
 use crate::notification::notify_in_tx;
+use crate::paging::newest_first;
 use crate::pool::{conn, PgPool};
 use crate::schema::coupon::{coupon_slots, coupons, user_coupons};
 use crate::sql::{sql, Bind, Statement};
-use crate::tx::{valid, TxError};
+use crate::tx::valid;
 use ::coupon::{
-    coupon_issued_message, decide_use, issue_refusal, ApplyCouponError, Coupon, CouponName,
-    CouponStore, Discount, DiscountType, IssueCouponError, NewCoupon, NotificationKind,
-    StoredStatus, UseCouponError, UseDecision, UserCoupon, UserCouponStatus, ValidityWindow,
+    coupon_issued_message, issue_refusal, Coupon, CouponName, CouponStore, Discount, DiscountType,
+    IssueCouponError, NewCoupon, NotificationKind, StoredStatus, UserCoupon, UserCouponStatus,
+    ValidityWindow,
 };
 use anyhow::{anyhow, Context};
 use async_trait::async_trait;
@@ -215,79 +216,6 @@ fn is_owner_conflict(e: &DieselError) -> bool {
     )
 }
 
-/// Uses the user's coupon on `order`, inside the CALLER's transaction: locks the user's
-/// copy (`FOR UPDATE`), decides with [`coupon::decide_use`] (owner, AVAILABLE, now
-/// within the window, subtotal at least the minimum), marks it USED bound to `order`
-/// and returns the discount ([`coupon::discount_for`], never above `subtotal`).
-/// Idempotent: if it is already USED by this same `order`, returns the same discount
-/// and changes nothing. `NotFound` only when no such coupon exists at all.
-pub(crate) async fn use_in_tx(
-    conn: &mut AsyncPgConnection,
-    user: UserId,
-    coupon: CouponId,
-    order: OrderId,
-    subtotal: Money,
-    now: Timestamp,
-) -> Result<Money, TxError<UseCouponError>> {
-    let owned: Option<UserCouponRow> = user_coupons::table
-        .filter(user_coupons::coupon_id.eq(coupon.get()))
-        .filter(user_coupons::user_id.eq(user.get()))
-        .select(UserCouponRow::as_select())
-        .for_no_key_update()
-        .first(conn)
-        .await
-        .optional()?;
-    let definition: Option<CouponRow> = coupons::table
-        .find(coupon.get())
-        .select(CouponRow::as_select())
-        .first(conn)
-        .await
-        .optional()?;
-    let Some(definition) = definition else {
-        return Err(TxError::Rule(UseCouponError::NotFound));
-    };
-    let owned = owned
-        .map(|row| user_coupon(row, definition, now))
-        .transpose()
-        .map_err(corrupt)?;
-    match decide_use(owned.as_ref(), user, order, subtotal, now) {
-        Ok(UseDecision::AlreadyApplied(discount)) => Ok(discount),
-        Ok(UseDecision::Apply(discount)) => {
-            let id = owned.map(|o| o.id).ok_or_else(|| {
-                corrupt(anyhow!("decide_use applied a coupon the user does not own"))
-            })?;
-            diesel::update(user_coupons::table.find(id))
-                .set((
-                    user_coupons::status.eq(StoredStatus::Used.as_str()),
-                    user_coupons::order_id.eq(order.get()),
-                    user_coupons::used_at.eq(now),
-                ))
-                .execute(conn)
-                .await?;
-            Ok(discount)
-        }
-        Err(unusable) => Err(TxError::Rule(unusable.into())),
-    }
-}
-
-/// USED -> AVAILABLE for the coupon bound to `order`, if any, inside the CALLER's
-/// transaction. Idempotent: with nothing bound to `order` it changes nothing.
-pub(crate) async fn restore_in_tx(conn: &mut AsyncPgConnection, order: OrderId) -> QueryResult<()> {
-    diesel::update(
-        user_coupons::table
-            .filter(user_coupons::order_id.eq(order.get()))
-            .filter(user_coupons::status.eq(StoredStatus::Used.as_str())),
-    )
-    .set((
-        user_coupons::status.eq(StoredStatus::Available.as_str()),
-        user_coupons::order_id.eq(None::<i64>),
-        user_coupons::used_at.eq(None::<Timestamp>),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 #[async_trait]
 impl CouponStore for PgCouponStore {
     async fn create(&self, new: NewCoupon, now: Timestamp) -> anyhow::Result<Coupon> {
@@ -451,11 +379,14 @@ impl CouponStore for PgCouponStore {
                     return Err(IssueCouponError::NotFound);
                 };
                 let definition = Coupon::try_from(row)?;
-                Err(issue_refusal(&definition, owned, now).unwrap_or_else(|| {
-                    IssueCouponError::Unexpected(anyhow!(
-                        "coupon {coupon} was not issued to user {user}, and no reason holds"
-                    ))
-                }))
+                Err(issue_refusal(&definition, owned, now).map_or_else(
+                    || {
+                        IssueCouponError::Unexpected(anyhow!(
+                            "coupon {coupon} was not issued to user {user}, and no reason holds"
+                        ))
+                    },
+                    IssueCouponError::from,
+                ))
             }
         }
     }
@@ -467,16 +398,15 @@ impl CouponStore for PgCouponStore {
         page: PageRequest,
     ) -> anyhow::Result<Page<UserCoupon>> {
         let mut conn = conn(&self.pool).await?;
-        let mut query = user_coupons::table
-            .inner_join(coupons::table)
-            .filter(user_coupons::user_id.eq(user.get()))
-            .select((UserCouponRow::as_select(), CouponRow::as_select()))
-            .order(user_coupons::id.desc())
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(user_coupons::id.lt(after));
-        }
+        let query = newest_first(
+            user_coupons::table
+                .inner_join(coupons::table)
+                .filter(user_coupons::user_id.eq(user.get()))
+                .select((UserCouponRow::as_select(), CouponRow::as_select()))
+                .into_boxed(),
+            user_coupons::id,
+            page,
+        );
         let rows: Vec<(UserCouponRow, CouponRow)> = query
             .load(&mut conn)
             .await
@@ -486,31 +416,5 @@ impl CouponStore for PgCouponStore {
             .map(|(owned, coupon)| user_coupon(owned, coupon, now))
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(page.page(items, |c| c.id))
-    }
-
-    async fn apply_to_order(
-        &self,
-        user: UserId,
-        coupon: CouponId,
-        order: OrderId,
-        subtotal: Money,
-        now: Timestamp,
-    ) -> Result<Money, ApplyCouponError> {
-        let mut conn = conn(&self.pool).await?;
-        conn.transaction::<_, TxError<UseCouponError>, _>(async move |conn| {
-            use_in_tx(conn, user, coupon, order, subtotal, now).await
-        })
-        .await
-        .map_err(|e| match e {
-            TxError::Rule(refused) => ApplyCouponError::Refused(refused),
-            TxError::Db(e) => ApplyCouponError::Unexpected(anyhow!(e).context("using a coupon")),
-        })
-    }
-
-    async fn restore_for_order(&self, order: OrderId) -> anyhow::Result<()> {
-        let mut conn = conn(&self.pool).await?;
-        conn.transaction::<_, DieselError, _>(async move |conn| restore_in_tx(conn, order).await)
-            .await
-            .context("restoring a coupon")
     }
 }

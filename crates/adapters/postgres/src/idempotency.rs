@@ -5,36 +5,15 @@
 use crate::pool::{conn, PgPool};
 use crate::schema::idempotency_keys;
 use anyhow::Context;
+use async_trait::async_trait;
 use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{Text, Timestamptz};
 use diesel_async::RunQueryDsl;
-use serde::{Deserialize, Serialize};
+use kernel::{BeginOutcome, IdempotencyStore, RecordedResponse};
 use std::time::Duration;
 
-/// A response as stored for replay.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredResponse {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-/// What claiming a key found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BeginOutcome {
-    /// This request owns the key: do the work, then `complete` or `release` (or let
-    /// the use case complete it in its own transaction). The id names the request
-    /// across retries: a retry that takes over a dead request's claim gets the same.
-    Claimed(uuid::Uuid),
-    /// The key was used before with the same request: replay this.
-    Replay(StoredResponse),
-    /// The key was used before with a different request.
-    Mismatch,
-    /// The first request with this key is still running.
-    InProgress,
-}
-
+/// `Idempotency-Key`s on PostgreSQL (see [`kernel::IdempotencyStore`] for the guarantees).
 #[derive(Clone)]
 pub struct PgIdempotencyStore {
     pool: PgPool,
@@ -61,12 +40,15 @@ struct Existing {
 }
 
 impl PgIdempotencyStore {
+    /// A store over `pool`: a claim protects its request for `lease`, a key lives `ttl`.
     pub fn new(pool: PgPool, lease: Duration, ttl: Duration) -> Self {
         Self { pool, lease, ttl }
     }
+}
 
-    /// Claims `key` for `caller` and a request whose fingerprint is `request_hash`.
-    pub async fn begin(
+#[async_trait]
+impl IdempotencyStore for PgIdempotencyStore {
+    async fn begin(
         &self,
         caller: &str,
         key: &str,
@@ -130,7 +112,7 @@ impl PgIdempotencyStore {
                     Some(v) => serde_json::from_value(v).context("stored response headers")?,
                     None => Vec::new(),
                 };
-                Ok(BeginOutcome::Replay(StoredResponse {
+                Ok(BeginOutcome::Replay(RecordedResponse {
                     status: u16::try_from(status).context("stored response status")?,
                     headers,
                     body: existing.response_body.unwrap_or_default(),
@@ -140,14 +122,11 @@ impl PgIdempotencyStore {
         }
     }
 
-    /// Stores the response of the request that claimed the key, unless the key was
-    /// completed already (by the use case's own transaction, or by another request
-    /// that took the claim over).
-    pub async fn complete(
+    async fn complete(
         &self,
         caller: &str,
         key: &str,
-        response: &StoredResponse,
+        response: &RecordedResponse,
     ) -> anyhow::Result<()> {
         let mut conn = conn(&self.pool).await?;
         diesel::update(
@@ -167,8 +146,7 @@ impl PgIdempotencyStore {
         Ok(())
     }
 
-    /// Forgets a claim whose request failed unexpectedly, so a retry runs it again.
-    pub async fn release(&self, caller: &str, key: &str) -> anyhow::Result<()> {
+    async fn release(&self, caller: &str, key: &str) -> anyhow::Result<()> {
         let mut conn = conn(&self.pool).await?;
         diesel::delete(
             idempotency_keys::table
@@ -181,8 +159,7 @@ impl PgIdempotencyStore {
         Ok(())
     }
 
-    /// Deletes up to `limit` expired keys; returns how many.
-    pub async fn purge_expired(&self, limit: i64) -> anyhow::Result<usize> {
+    async fn purge_expired(&self, limit: i64) -> anyhow::Result<usize> {
         let mut conn = conn(&self.pool).await?;
         let n = diesel::sql_query(
             "DELETE FROM idempotency_keys WHERE ctid IN

@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod notification;
 pub mod order;
 pub mod outbox;
+mod paging;
 pub mod pool;
 pub mod schema;
 mod sql;
@@ -24,7 +25,7 @@ pub mod testing_proxy;
 mod tx;
 
 pub use balance::PgBalanceStore;
-pub use idempotency::{BeginOutcome, PgIdempotencyStore, StoredResponse};
+pub use idempotency::PgIdempotencyStore;
 pub use migrate::run_migrations;
 pub use order::PgOrderStore;
 pub use outbox::{OutboxListener, PgOutboxStore, Wake};

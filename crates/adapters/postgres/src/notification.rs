@@ -1,9 +1,10 @@
 //! The users' notification inbox. A notification is written in the transaction of the
-//! change it reports ([`notify_in_tx`]); the inbox row IS the notification, so nothing
+//! change it reports (`notify_in_tx`); the inbox row IS the notification, so nothing
 //! outside the database is called while that transaction is open. A future sender
 //! (push, e-mail) would relay committed rows, like the outbox relay.
 
 use crate::coupon::coalesce;
+use crate::paging::newest_first;
 use crate::pool::{conn, PgPool};
 use crate::schema::coupon::notifications;
 use crate::tx::valid;
@@ -90,15 +91,14 @@ pub(crate) async fn notify_in_tx(
 impl NotificationInbox for PgNotificationInbox {
     async fn list(&self, user: UserId, page: PageRequest) -> anyhow::Result<Page<Notification>> {
         let mut conn = conn(&self.pool).await?;
-        let mut query = notifications::table
-            .filter(notifications::user_id.eq(user.get()))
-            .select(NotificationRow::as_select())
-            .order(notifications::id.desc())
-            .limit(page.fetch_limit())
-            .into_boxed();
-        if let Some(after) = page.after() {
-            query = query.filter(notifications::id.lt(after));
-        }
+        let query = newest_first(
+            notifications::table
+                .filter(notifications::user_id.eq(user.get()))
+                .select(NotificationRow::as_select())
+                .into_boxed(),
+            notifications::id,
+            page,
+        );
         let rows: Vec<NotificationRow> = query
             .load(&mut conn)
             .await

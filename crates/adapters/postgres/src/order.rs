@@ -3,14 +3,14 @@
 //!
 //! Every use case is one short transaction: `BEGIN`, ONE statement that locks and reads
 //! the decision's snapshot (and allocates the new ids), the domain's decision (in Rust,
-//! between the two), ONE statement that writes the whole plan ([`WritePlan`]: a
+//! between the two), ONE statement that writes the whole plan (`WritePlan`: a
 //! data-modifying CTE per effect), `COMMIT`: four round trips to place an order. A use
-//! case on an existing order first locks the order row alone ([`LockOrderRow`]), so
+//! case on an existing order first locks the order row alone (`LockOrderRow`), so
 //! that the snapshot statement, which starts after the lock is granted, sees what the
 //! previous holder of the lock committed (its refunds, its payment): in READ COMMITTED
 //! a statement that waits for a row lock re-reads that row but reads every other table
 //! as of its start. Five round trips. The statements are prepared once per connection
-//! ([`crate::sql`]). The answer is the plan's order, never read back. No business rule
+//! (`crate::sql`). The answer is the plan's order, never read back. No business rule
 //! lives here: what to write is the plan, and the SQL only guards it again (a guard that
 //! refuses rolls everything back).
 //!
@@ -21,6 +21,7 @@
 //! statement (each CTE depends on the one before it).
 
 use crate::coupon::{user_coupon, CouponRow, UserCouponRow};
+use crate::paging::newest_first;
 use crate::pool::{conn, PgPool};
 use crate::schema::orders;
 use crate::sql::{sql, Bind, Statement};
@@ -1259,11 +1260,7 @@ impl OrderStore for PgOrderStore {
 
     async fn search(&self, filter: OrderFilter, page: PageRequest) -> anyhow::Result<Page<Order>> {
         let mut conn = conn(&self.pool).await?;
-        let mut query = orders::table
-            .select(orders::id)
-            .order(orders::id.desc())
-            .limit(page.fetch_limit())
-            .into_boxed();
+        let mut query = orders::table.select(orders::id).into_boxed();
         if let Some(status) = filter.status {
             query = query.filter(orders::status.eq(status.as_str()));
         }
@@ -1276,9 +1273,26 @@ impl OrderStore for PgOrderStore {
         if let Some(to) = filter.created_to {
             query = query.filter(orders::created_at.lt(to));
         }
-        if let Some(after) = page.after() {
-            query = query.filter(orders::id.lt(after));
-        }
+        let query = if filter.has_created_range() {
+            // Creation-time order, so orders_created_idx (created_at, id) serves a range
+            // anywhere in the history, read backwards from its end (OrderStore::search).
+            let query = match page.after() {
+                Some(after) => query.filter(
+                    diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "(orders.created_at, orders.id) < \
+                         (SELECT c.created_at, c.id FROM orders c WHERE c.id = ",
+                    )
+                    .bind::<BigInt, _>(after)
+                    .sql(")"),
+                ),
+                None => query,
+            };
+            query
+                .order((orders::created_at.desc(), orders::id.desc()))
+                .limit(page.fetch_limit())
+        } else {
+            newest_first(query, orders::id, page)
+        };
         let ids: Vec<i64> = query.load(&mut conn).await.context("searching orders")?;
         let orders = read_orders(&mut conn, &ids).await?;
         Ok(page.page(orders, |o| o.id.get()))

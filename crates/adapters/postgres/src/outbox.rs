@@ -1,5 +1,5 @@
 //! The transactional outbox: writing events inside the writer's transaction
-//! ([`enqueue_in_tx`]), the relay's and operators' side of it ([`PgOutboxStore`],
+//! (`enqueue_in_tx`), the relay's and operators' side of it ([`PgOutboxStore`],
 //! guarantees in `outbox::OutboxStore`), and the wake-up signal ([`OutboxListener`])
 //! that tells relays a new event was committed.
 //!
@@ -92,7 +92,7 @@ impl PgOutboxStore {
     }
 
     /// Writes one event in a transaction of its own (tools and tests; the order adapter
-    /// uses [`enqueue_in_tx`] inside the order's transaction).
+    /// uses `enqueue_in_tx` inside the order's transaction).
     pub async fn enqueue(&self, event: impl Into<Event>) -> anyhow::Result<()> {
         let event: Event = event.into();
         let mut conn = self.conn().await?;

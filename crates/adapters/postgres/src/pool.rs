@@ -8,7 +8,7 @@
 //!   transaction are released;
 //! - each statement on the client: a link that stops answering (a stalled route, a hung
 //!   server) leaves the server's timeouts unheard, so the socket itself has a watchdog
-//!   ([`watchdog`]): when the server owes an answer and sends nothing for the timeout
+//!   (`watchdog`): when the server owes an answer and sends nothing for the timeout
 //!   (plus a little grace, so the server's own cancel normally arrives first), the
 //!   connection fails and is dropped.
 //!
