@@ -78,7 +78,8 @@ def describe(plan):
 
 
 def search_sql(filters):
-    """PgOrderStore::search: SELECT orders.id ... ORDER BY id DESC LIMIT limit+1."""
+    """PgOrderStore::search: SELECT orders.id ... ORDER BY id DESC (created_at DESC, id DESC
+    with a created range) LIMIT limit+1."""
     where = []
     if "status" in filters:
         where.append(f"\"orders\".\"status\" = '{filters['status']}'")
@@ -91,6 +92,9 @@ def search_sql(filters):
     sql = 'SELECT "orders"."id" FROM "orders"'
     if where:
         sql += " WHERE " + " AND ".join(f"({w})" for w in where)
+    if "created_from" in filters or "created_to" in filters:
+        # a created range runs in creation-time order (OrderStore::search)
+        return sql + f' ORDER BY "orders"."created_at" DESC, "orders"."id" DESC LIMIT {PAGE + 1}'
     return sql + f' ORDER BY "orders"."id" DESC LIMIT {PAGE + 1}'
 
 
