@@ -124,9 +124,29 @@ impl Metrics {
     }
 }
 
+/// The pools' figures added up.
+#[derive(Default)]
+struct PoolTotals {
+    size: usize,
+    available: usize,
+    max_size: usize,
+    waiting: usize,
+}
+
 /// Reads what is cheap to read at scrape time: pool use and the outbox by status.
 async fn refresh(metrics: &Metrics, state: &AppState) {
-    let status = state.pool.status();
+    // every pool of the process: each HTTP worker's and the jobs'
+    let status =
+        state
+            .pools
+            .iter()
+            .map(|pool| pool.status())
+            .fold(PoolTotals::default(), |sum, s| PoolTotals {
+                size: sum.size + s.size,
+                available: sum.available + s.available,
+                max_size: sum.max_size + s.max_size,
+                waiting: sum.waiting + s.waiting,
+            });
     let in_use = status.size.saturating_sub(status.available);
     metrics
         .pool

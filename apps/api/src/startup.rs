@@ -24,9 +24,11 @@ use postgres_adapter::notification::PgNotificationInbox;
 use postgres_adapter::stock::PgStockStore;
 use postgres_adapter::PgOrderStore;
 use postgres_adapter::{
-    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PgOutboxStore, PoolSettings,
+    build_pool, run_migrations, PgBalanceStore, PgIdempotencyStore, PgOutboxStore, PgPool,
+    PoolSettings,
 };
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use stock::StockService;
@@ -34,6 +36,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use utoipa_swagger_ui::SwaggerUi;
 
+/// The background jobs' pool (relay, expiry, recovery, retention), at most.
+const JOBS_POOL_SIZE: usize = 4;
 /// Orders cancelled per expiry transaction.
 const EXPIRY_BATCH: i64 = 50;
 /// How often DELIVERED events past retention are deleted (in batches of `PURGE_BATCH`).
@@ -76,10 +80,31 @@ impl Application {
             .await
             .context("migrating the database")?;
         tracing::info!("{}", migrations_report(&applied));
-        let pool = build_pool(
-            &PoolSettings::new(settings.database.url.clone(), settings.database.pool_size)
-                .with_timeout(Duration::from_millis(settings.database.timeout_ms)),
-        )?;
+        // One pool per HTTP worker, plus one for the background jobs. A pool's
+        // connections are opened, and their drivers spawned, on the thread that first
+        // uses them, so each round trip of a request stays on its worker's thread
+        // instead of waking another thread twice (ADR 0011). POOL_SIZE is split over
+        // the workers.
+        let workers = match mode {
+            RunMode::Serve => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            RunMode::Embedded => 2,
+        };
+        let pool_settings =
+            PoolSettings::new(settings.database.url.clone(), settings.database.pool_size)
+                .with_timeout(Duration::from_millis(settings.database.timeout_ms));
+        let sized = |size: usize| PoolSettings {
+            size,
+            ..pool_settings.clone()
+        };
+        let worker_pools = (0..workers)
+            .map(|_| build_pool(&sized(settings.database.pool_size.div_ceil(workers))))
+            .collect::<anyhow::Result<Vec<PgPool>>>()?;
+        let jobs_pool = build_pool(&sized(settings.database.pool_size.min(JOBS_POOL_SIZE)))?;
+        let pools: Arc<[PgPool]> = worker_pools
+            .iter()
+            .cloned()
+            .chain(std::iter::once(jobs_pool.clone()))
+            .collect();
         let gateway: Arc<dyn PaymentGateway> = match settings.payment_gateway.kind.as_str() {
             "http" => Arc::new(HttpGateway::new(&HttpGatewaySettings {
                 url: settings.payment_gateway.url.clone(),
@@ -87,53 +112,16 @@ impl Application {
             })?),
             _ => Arc::new(SandboxGateway),
         };
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let stock = StockService::new(Arc::new(PgStockStore::new(pool.clone())), clock.clone());
-        let carts = CartService::new(Arc::new(PgCartStore::new(pool.clone())), clock.clone());
-        let charges = ChargeService::new(
-            Arc::new(PgBalanceStore::new(pool.clone())),
-            gateway,
-            clock.clone(),
-        );
-        let coupons = CouponService::new(
-            Arc::new(PgCouponStore::new(pool.clone())),
-            Arc::new(PgNotificationInbox::new(pool.clone())),
-            clock,
-        );
-        // the order store signals this process's relay when it commits an event
-        let events = Arc::new(tokio::sync::Notify::new());
-        let orders = OrderService::new(
-            Arc::new(PgOrderStore::new(pool.clone()).with_event_signal(events.clone())),
-            Arc::new(SystemClock),
-            Duration::from_secs(settings.orders.pending_ttl_seconds),
-        );
-        let outbox = OutboxAdmin::new(
-            Arc::new(PgOutboxStore::new(pool.clone())),
-            Arc::new(SystemClock),
-        );
-
-        let jwt = web::Data::new(JwtKeys::new(
-            &settings.auth.jwt_secret,
-            Duration::from_secs(settings.auth.token_ttl_seconds),
-        ));
-        let idempotency_store = web::Data::new(PgIdempotencyStore::new(
-            pool.clone(),
-            Duration::from_secs(settings.idempotency.lease_seconds.max(1)),
-            Duration::from_secs(settings.idempotency.ttl_seconds.max(1)),
-        ));
         let limit = settings.server.max_body_bytes;
-        let settings = Arc::new(settings);
-        let state = web::Data::new(AppState {
-            settings: settings.clone(),
-            pool,
-            charges,
-            stock,
-            carts,
-            coupons,
-            outbox,
-            orders,
-            events,
-        });
+        let wiring = Wiring {
+            settings: Arc::new(settings),
+            gateway,
+            // the order store signals this process's relay when it commits an event
+            events: Arc::new(tokio::sync::Notify::new()),
+            pools,
+        };
+        let state = web::Data::new(wiring.state(jobs_pool));
+        let settings = wiring.settings.clone();
         let openapi = docs::openapi();
         let metrics = web::Data::new(Metrics::new()?);
         let app_metrics = metrics.clone();
@@ -143,13 +131,19 @@ impl Application {
                 format!("binding {}:{}", settings.server.host, settings.server.port)
             })?;
         let port = listener.local_addr()?.port();
-        let app_state = state.clone();
+        let jwt = web::Data::new(JwtKeys::new(
+            &settings.auth.jwt_secret,
+            Duration::from_secs(settings.auth.token_ttl_seconds),
+        ));
+        let next_worker = Arc::new(AtomicUsize::new(0));
+        // called once on each worker's own thread: it takes that worker's pool
         let mut server = HttpServer::new(move || {
+            let pool = worker_pools[next_worker.fetch_add(1, Ordering::Relaxed) % workers].clone();
             App::new()
-                .app_data(app_state.clone())
+                .app_data(web::Data::new(wiring.state(pool.clone())))
+                .app_data(web::Data::new(wiring.idempotency(pool)))
                 .app_data(app_metrics.clone())
                 .app_data(jwt.clone())
-                .app_data(idempotency_store.clone())
                 .app_data(web::Data::new(BodyLimit(limit)))
                 .app_data(
                     web::JsonConfig::default()
@@ -183,9 +177,10 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .listen(listener)?
+        .workers(workers)
         .shutdown_timeout(30);
         if mode == RunMode::Embedded {
-            server = server.workers(2).disable_signals();
+            server = server.disable_signals();
         }
         let server = server.run();
 
@@ -226,6 +221,56 @@ impl Application {
             let _ = job.await;
         }
         result.context("the HTTP server failed")
+    }
+}
+
+/// What every worker's services are built from.
+#[derive(Clone)]
+struct Wiring {
+    settings: Arc<Settings>,
+    gateway: Arc<dyn PaymentGateway>,
+    events: Arc<tokio::sync::Notify>,
+    pools: Arc<[PgPool]>,
+}
+
+impl Wiring {
+    /// The services on `pool`.
+    fn state(&self, pool: PgPool) -> AppState {
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        AppState {
+            settings: self.settings.clone(),
+            charges: ChargeService::new(
+                Arc::new(PgBalanceStore::new(pool.clone())),
+                self.gateway.clone(),
+                clock.clone(),
+            ),
+            stock: StockService::new(Arc::new(PgStockStore::new(pool.clone())), clock.clone()),
+            carts: CartService::new(Arc::new(PgCartStore::new(pool.clone())), clock.clone()),
+            coupons: CouponService::new(
+                Arc::new(PgCouponStore::new(pool.clone())),
+                Arc::new(PgNotificationInbox::new(pool.clone())),
+                clock.clone(),
+            ),
+            orders: OrderService::new(
+                Arc::new(PgOrderStore::new(pool.clone()).with_event_signal(self.events.clone())),
+                clock.clone(),
+                Duration::from_secs(self.settings.orders.pending_ttl_seconds),
+            ),
+            outbox: OutboxAdmin::new(Arc::new(PgOutboxStore::new(pool.clone())), clock),
+            events: self.events.clone(),
+            pools: self.pools.clone(),
+            pool,
+        }
+    }
+
+    /// The Idempotency-Key store on `pool`.
+    fn idempotency(&self, pool: PgPool) -> PgIdempotencyStore {
+        let keys = &self.settings.idempotency;
+        PgIdempotencyStore::new(
+            pool,
+            Duration::from_secs(keys.lease_seconds.max(1)),
+            Duration::from_secs(keys.ttl_seconds.max(1)),
+        )
     }
 }
 

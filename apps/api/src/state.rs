@@ -13,7 +13,12 @@ use crate::config::Settings;
 
 pub struct AppState {
     pub settings: Arc<Settings>,
+    /// This worker's pool (or the background jobs' one): its connections are driven on
+    /// the thread that uses them.
     pub pool: PgPool,
+    /// Every pool of the process (each HTTP worker's and the jobs'), for `/metrics`
+    /// and readiness.
+    pub pools: Arc<[PgPool]>,
     pub charges: ChargeService,
     pub stock: StockService,
     pub carts: CartService,

@@ -21,6 +21,47 @@ use std::marker::PhantomData;
 pub(crate) trait Sql: 'static {
     /// The SQL, with `$name` parameters.
     const TEXT: &'static str;
+
+    /// The text cut at its parameters, once per process (`sql!` keeps it in a static).
+    fn parts() -> &'static Parts;
+}
+
+/// A statement's text cut at its parameters: each piece of SQL with the name of the
+/// parameter after it, then the rest.
+#[derive(Debug)]
+pub(crate) struct Parts {
+    pieces: Vec<(&'static str, &'static str)>,
+    tail: &'static str,
+}
+
+impl Parts {
+    /// Cuts `text` at each `$name` (a `$` followed by a lowercase letter or `_`).
+    pub(crate) fn cut(text: &'static str) -> Parts {
+        let bytes = text.as_bytes();
+        let mut pieces = Vec::new();
+        let (mut start, mut i) = (0, 0);
+        while i < bytes.len() {
+            let named = bytes[i] == b'$'
+                && bytes
+                    .get(i + 1)
+                    .is_some_and(|c| c.is_ascii_lowercase() || *c == b'_');
+            if !named {
+                i += 1;
+                continue;
+            }
+            let mut end = i + 1;
+            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
+                end += 1;
+            }
+            pieces.push((&text[start..i], &text[i + 1..end]));
+            start = end;
+            i = end;
+        }
+        Parts {
+            pieces,
+            tail: &text[start..],
+        }
+    }
 }
 
 /// Declares a marker type for a statement: `sql!(Name, "SELECT ... $param ...");`.
@@ -30,6 +71,10 @@ macro_rules! sql {
         pub(crate) struct $name;
         impl $crate::sql::Sql for $name {
             const TEXT: &'static str = $text;
+            fn parts() -> &'static $crate::sql::Parts {
+                static PARTS: std::sync::OnceLock<$crate::sql::Parts> = std::sync::OnceLock::new();
+                PARTS.get_or_init(|| $crate::sql::Parts::cut(<Self as $crate::sql::Sql>::TEXT))
+            }
         }
     };
 }
@@ -99,25 +144,10 @@ impl<S: Sql> Query for Statement<S> {
 
 impl<S: Sql> QueryFragment<Pg> for Statement<S> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        let text = S::TEXT;
-        let bytes = text.as_bytes();
-        let mut start = 0;
-        let mut i = 0;
-        while i < bytes.len() {
-            let named = bytes[i] == b'$'
-                && bytes
-                    .get(i + 1)
-                    .is_some_and(|c| c.is_ascii_lowercase() || *c == b'_');
-            if !named {
-                i += 1;
-                continue;
-            }
-            out.push_sql(&text[start..i]);
-            let mut end = i + 1;
-            while end < bytes.len() && (bytes[end].is_ascii_alphanumeric() || bytes[end] == b'_') {
-                end += 1;
-            }
-            match self.value(&text[i + 1..end])? {
+        let parts = S::parts();
+        for (sql, name) in &parts.pieces {
+            out.push_sql(sql);
+            match self.value(name)? {
                 Bind::I64(v) => out.push_bind_param::<BigInt, _>(v)?,
                 Bind::OptI64(v) => out.push_bind_param::<Nullable<BigInt>, _>(v)?,
                 Bind::OptI32(v) => out.push_bind_param::<Nullable<Integer>, _>(v)?,
@@ -138,10 +168,8 @@ impl<S: Sql> QueryFragment<Pg> for Statement<S> {
                     out.push_bind_param::<Nullable<diesel::sql_types::SmallInt>, _>(v)?
                 }
             }
-            start = end;
-            i = end;
         }
-        out.push_sql(&text[start..]);
+        out.push_sql(parts.tail);
         Ok(())
     }
 }
