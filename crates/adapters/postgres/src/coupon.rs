@@ -2,8 +2,9 @@
 //! guarantees; the SQL that keeps them is here.
 //!
 //! - First-come-first-served issuing is ONE statement (`IssueCoupon`): it takes a unit
-//!   from one of the coupon's slots (`take_coupon_slot`: one nobody holds, so a drop
-//!   does not queue on one counter row; ADR 0009) with a conditional UPDATE and records
+//!   from one of the coupon's slots (one nobody holds, so a drop does not queue on one
+//!   counter row; ADR 0009; a second statement only when every slot with room is held)
+//!   with a conditional UPDATE and records
 //!   the owner in the same statement. If the owner row conflicts, the unique violation
 //!   aborts the whole statement, so a duplicate never keeps a unit. `issued_quantity`
 //!   is the sum of the slots (the `coupons` view).
@@ -132,20 +133,21 @@ fn corrupt(e: anyhow::Error) -> DieselError {
     DieselError::DeserializationError(e.into())
 }
 
-sql!(
-    /// Takes one unit and records the owner, in one statement (one round trip). No row:
-    /// nothing taken, nothing written. The coupon must exist, be in its window, not be
-    /// owned by the user; the slot held must still be open (not deactivated) with room.
-    /// When two requests of one user race past the ownership check, the second INSERT
-    /// hits `UNIQUE (coupon_id, user_id)` and the error undoes the whole statement, its
-    /// UPDATE included. `issued_quantity` answered is the count as of this issue.
-    IssueCoupon,
-    "WITH c AS MATERIALIZED (
+/// The issuing statement around the function that picks the slot (`issue_head!()`,
+/// the function's name, `issue_tail!()`): see [`IssueCoupon`].
+macro_rules! issue_head {
+    () => {
+        "WITH c AS MATERIALIZED (
     SELECT * FROM coupons
      WHERE id = $coupon AND valid_from <= $now AND $now < valid_until
        AND NOT EXISTS (SELECT 1 FROM user_coupons WHERE coupon_id = $coupon AND user_id = $user)
 ), s AS MATERIALIZED (
-    SELECT take_coupon_slot($coupon) AS slot FROM c
+    SELECT "
+    };
+}
+macro_rules! issue_tail {
+    () => {
+        "($coupon) AS slot FROM c
 ), claimed AS (
     UPDATE coupon_slots
        SET issued = issued + 1, remaining = remaining - 1
@@ -161,7 +163,46 @@ SELECT c.id, c.name, c.discount_type, c.discount_value, c.min_order_amount, c.to
        c.issued_quantity + 1 AS issued_quantity, c.valid_from, c.valid_until, c.max_discount,
        c.deactivated_at, owned.user_coupon_id, owned.issued_at
   FROM c, owned"
+    };
+}
+
+sql!(
+    /// Takes one unit and records the owner, in one statement (one round trip). No row:
+    /// nothing taken, nothing written. The coupon must exist, be in its window, not be
+    /// owned by the user; the slot held must still be open (not deactivated) with room.
+    /// When two requests of one user race past the ownership check, the second INSERT
+    /// hits `UNIQUE (coupon_id, user_id)` and the error undoes the whole statement, its
+    /// UPDATE included. `issued_quantity` answered is the count as of this issue.
+    ///
+    /// The slot comes from `try_coupon_slot`, which never waits (migration 000070): when
+    /// slots have room but every one is held, the statement fails with
+    /// `serialization_failure`, undone as a whole, and [`IssueCouponWaiting`] runs.
+    IssueCoupon,
+    concat!(issue_head!(), "try_coupon_slot", issue_tail!())
 );
+
+sql!(
+    /// [`IssueCoupon`] with `take_coupon_slot`, which waits for a slot when every one with
+    /// room is held (ADR 0009).
+    IssueCouponWaiting,
+    concat!(issue_head!(), "take_coupon_slot", issue_tail!())
+);
+
+/// Runs the issuing statement `S`.
+async fn issue_with<S: crate::sql::Sql>(
+    conn: &mut AsyncPgConnection,
+    coupon: CouponId,
+    user: UserId,
+    now: Timestamp,
+) -> Result<Option<IssuedRow>, DieselError> {
+    Statement::<S>::new()
+        .bind("coupon", Bind::I64(coupon.get()))
+        .bind("user", Bind::I64(user.get()))
+        .bind("now", Bind::Ts(now))
+        .get_result(conn)
+        .await
+        .optional()
+}
 
 /// The slots of a new coupon ([`coupon::initial_issue_slots`]).
 async fn write_slots(
@@ -336,13 +377,13 @@ impl CouponStore for PgCouponStore {
         now: Timestamp,
     ) -> Result<UserCoupon, IssueCouponError> {
         let mut conn = conn(&self.pool).await?;
-        let issued: Result<Option<IssuedRow>, DieselError> = Statement::<IssueCoupon>::new()
-            .bind("coupon", Bind::I64(coupon.get()))
-            .bind("user", Bind::I64(user.get()))
-            .bind("now", Bind::Ts(now))
-            .get_result(&mut conn)
-            .await
-            .optional();
+        // the fast statement first; it refuses to wait, the waiting one then runs
+        let issued = match issue_with::<IssueCoupon>(&mut conn, coupon, user, now).await {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => {
+                issue_with::<IssueCouponWaiting>(&mut conn, coupon, user, now).await
+            }
+            first => first,
+        };
         match issued {
             Ok(Some(row)) => {
                 let coupon = Coupon::try_from(row.coupon)?;

@@ -15,7 +15,7 @@ use postgres_adapter::testing::TestDatabase;
 use postgres_adapter::PgPool;
 
 /// A connection pool on the database behind `s`.
-fn pool(s: &Stores) -> PgPool {
+pub(crate) fn pool(s: &Stores) -> PgPool {
     s.keep_alive
         .downcast_ref::<TestDatabase>()
         .expect("the PostgreSQL stores keep their database")

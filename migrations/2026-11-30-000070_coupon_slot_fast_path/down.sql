@@ -1,0 +1,1 @@
+DROP FUNCTION try_coupon_slot(BIGINT);
