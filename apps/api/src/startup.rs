@@ -84,11 +84,15 @@ impl Application {
         // connections are opened, and their drivers spawned, on the thread that first
         // uses them, so each round trip of a request stays on its worker's thread
         // instead of waking another thread twice (ADR 0011). POOL_SIZE is split over
-        // the workers.
+        // the workers exactly.
+        // one worker per core, and no more workers than connections, so that the
+        // instance never opens more than POOL_SIZE for requests
         let workers = match mode {
             RunMode::Serve => std::thread::available_parallelism().map_or(1, |n| n.get()),
             RunMode::Embedded => 2,
-        };
+        }
+        .min(settings.database.pool_size)
+        .max(1);
         let pool_settings =
             PoolSettings::new(settings.database.url.clone(), settings.database.pool_size)
                 .with_timeout(Duration::from_millis(settings.database.timeout_ms));
@@ -96,8 +100,9 @@ impl Application {
             size,
             ..pool_settings.clone()
         };
+        let total = settings.database.pool_size;
         let worker_pools = (0..workers)
-            .map(|_| build_pool(&sized(settings.database.pool_size.div_ceil(workers))))
+            .map(|i| build_pool(&sized(total / workers + usize::from(i < total % workers))))
             .collect::<anyhow::Result<Vec<PgPool>>>()?;
         let jobs_pool = build_pool(&sized(settings.database.pool_size.min(JOBS_POOL_SIZE)))?;
         let pools: Arc<[PgPool]> = worker_pools
