@@ -145,7 +145,14 @@ async fn two_instances_on_one_database_still_issue_exactly_total_quantity() {
     let coupon = create_coupon(&first, json!({"total_quantity": 30})).await;
     let id = coupon["id"].as_i64().unwrap();
     let apps = [&first, &second];
-    let replies: Vec<(usize, Reply)> = stream::iter(1..=120_i64)
+    // one issue through each instance first (each opens its own connections lazily, so
+    // an unwarmed one could otherwise lose every unit to the other), then the race
+    let mut replies: Vec<(usize, Reply)> = Vec::new();
+    for user in [2_i64, 1] {
+        let instance = usize::try_from(user % 2).unwrap();
+        replies.push((instance, issue_coupon(apps[instance], id, user).await));
+    }
+    let raced: Vec<(usize, Reply)> = stream::iter(3..=120_i64)
         .map(|user| {
             let instance = usize::try_from(user % 2).unwrap();
             let app = apps[instance];
@@ -154,6 +161,7 @@ async fn two_instances_on_one_database_still_issue_exactly_total_quantity() {
         .buffer_unordered(IN_FLIGHT)
         .collect()
         .await;
+    replies.extend(raced);
     let t = tally(replies.iter().map(|(_, r)| r));
     assert_eq!(t.get(&key(201, "")), Some(&30), "{t:?}");
     assert_eq!(t.get(&key(409, "COUPON_SOLD_OUT")), Some(&90), "{t:?}");
