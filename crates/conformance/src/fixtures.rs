@@ -258,3 +258,20 @@ pub async fn claim(s: &Stores, caller: &str, key: &str) -> IdempotencyClaim {
 pub fn order_completion(claim: IdempotencyClaim) -> kernel::Completion<Order> {
     kernel::testing::completion(claim, 201, |o: &Order| o.id.get().to_string().into_bytes())
 }
+
+/// Runs `task(input)` for each input as a task of its own, all at once (a race); the
+/// answers in input order.
+pub async fn at_once<I, T, F, Fut>(inputs: I, task: F) -> Vec<T>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let tasks: Vec<_> = inputs.into_iter().map(|i| tokio::spawn(task(i))).collect();
+    futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .map(|t| t.expect("the task ran to its end"))
+        .collect()
+}

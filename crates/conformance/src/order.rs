@@ -4,8 +4,8 @@
 //! completed with the work (or the work rolled back with `ClaimLost`).
 
 use crate::fixtures::{
-    adjust, balance_of, charge, claim, coupon, coupon_for, history_of, limited_product, now,
-    order_completion, orders, place, place_with, product, refund_of, stock_of, CouponSpec,
+    adjust, at_once, balance_of, charge, claim, coupon, coupon_for, history_of, limited_product,
+    now, order_completion, orders, place, place_with, product, refund_of, stock_of, CouponSpec,
 };
 use crate::Stores;
 use ::balance::{
@@ -119,15 +119,14 @@ pub async fn a_refused_order_changes_nothing(s: Stores) {
 pub async fn concurrent_orders_never_oversell(s: Stores) {
     let p = product(&s, 1_000, 20).await;
     let svc = orders(&s);
-    let tasks: Vec<_> = (1..=64)
-        .map(|u| {
-            let svc = svc.clone();
-            tokio::spawn(async move { svc.place(place(u, &[(p, 1)], false), None).await })
-        })
-        .collect();
+    let answers = at_once(1..=64, |u| {
+        let svc = svc.clone();
+        async move { svc.place(place(u, &[(p, 1)], false), None).await }
+    })
+    .await;
     let (mut placed, mut short) = (0, 0);
-    for t in join_all(tasks).await {
-        match t.unwrap() {
+    for answer in answers {
+        match answer {
             Ok(_) => placed += 1,
             Err(PlaceOrderError::OutOfStock { product_ids }) => {
                 assert_eq!(product_ids, vec![p]);
@@ -146,14 +145,13 @@ pub async fn concurrent_orders_never_oversell(s: Stores) {
 pub async fn concurrent_buyers_are_never_refused_while_units_remain(s: Stores) {
     let p = product(&s, 1_000, 40).await;
     let svc = orders(&s);
-    let tasks: Vec<_> = (1..=40)
-        .map(|u| {
-            let svc = svc.clone();
-            tokio::spawn(async move { svc.place(place(u, &[(p, 1)], false), None).await })
-        })
-        .collect();
-    for t in join_all(tasks).await {
-        if let Err(e) = t.unwrap() {
+    let answers = at_once(1..=40, |u| {
+        let svc = svc.clone();
+        async move { svc.place(place(u, &[(p, 1)], false), None).await }
+    })
+    .await;
+    for answer in answers {
+        if let Err(e) = answer {
             panic!("a buyer was refused while units remained: {e:#}");
         }
     }
@@ -166,15 +164,14 @@ pub async fn concurrent_buyers_are_never_refused_while_units_remain(s: Stores) {
 pub async fn a_purchase_limit_holds_across_concurrent_orders_of_one_user(s: Stores) {
     let p = limited_product(&s, 1_000, 100, 3).await;
     let svc = orders(&s);
-    let tasks: Vec<_> = (0..20)
-        .map(|_| {
-            let svc = svc.clone();
-            tokio::spawn(async move { svc.place(place(7, &[(p, 1)], false), None).await })
-        })
-        .collect();
+    let answers = at_once(0..20, |_| {
+        let svc = svc.clone();
+        async move { svc.place(place(7, &[(p, 1)], false), None).await }
+    })
+    .await;
     let (mut placed, mut limited) = (0, 0);
-    for t in join_all(tasks).await {
-        match t.unwrap() {
+    for answer in answers {
+        match answer {
             Ok(_) => placed += 1,
             Err(PlaceOrderError::PurchaseLimitExceeded { product_ids }) => {
                 assert_eq!(product_ids, vec![p]);
