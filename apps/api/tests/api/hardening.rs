@@ -1,17 +1,14 @@
 //! Hardening (issue 14 and the newcomer's list of issue 13): nothing a client sends
 //! grows the server without bound, hangs it, answers 5xx, or comes back echoed at length.
 
-use crate::helpers::{spawn_app, spawn_app_with, spawn_on, Reply, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with, spawn_behind_proxy, Reply, TestApp};
 use diesel::sql_types::{BigInt, Text};
 use diesel::QueryableByName;
 use diesel_async::RunQueryDsl;
 use jsonwebtoken::{EncodingKey, Header};
-use postgres_adapter::testing::TestDatabase;
-use postgres_adapter::testing_proxy::{postgres_addr, TcpProxy};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Some pseudo-random uppercase letters (no `rand` in this crate: UUID v4 bytes).
@@ -540,17 +537,7 @@ async fn head_is_answered_wherever_get_is() {
 /// bound instead of hanging, change nothing, and succeed again once the link does.
 #[tokio::test]
 async fn a_stalled_database_answers_503_within_the_bound_and_recovers() {
-    let db = Arc::new(TestDatabase::create().await);
-    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
-        .await
-        .unwrap();
-    let url = proxy.postgres_url(&db.url);
-    let app = spawn_on(db.clone(), |s| {
-        s.database.url = url;
-        s.database.timeout_ms = 1_000;
-        s.database.pool_size = 4;
-    })
-    .await;
+    let (app, proxy) = spawn_behind_proxy().await;
     let token = app.user_token(1);
     app.charge(1, 50_000).await;
     let product = app.product_id("Stalled", 1_000, 10).await;

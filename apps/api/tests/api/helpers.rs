@@ -6,6 +6,7 @@ use commerce_api::config::Settings;
 use commerce_api::startup::{Application, RunMode};
 use kernel::UserId;
 use postgres_adapter::testing::TestDatabase;
+use postgres_adapter::testing_proxy::{postgres_addr, TcpProxy};
 use postgres_adapter::PgPool;
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
@@ -29,6 +30,23 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
     let db = Arc::new(TestDatabase::create().await);
     spawn_on(db, configure).await
+}
+
+/// An app on a fresh database that it reaches through a TCP proxy the test can stall or
+/// break, with every database wait bounded at 1 s and a pool of 4.
+pub async fn spawn_behind_proxy() -> (TestApp, TcpProxy) {
+    let db = Arc::new(TestDatabase::create().await);
+    let proxy = TcpProxy::start(postgres_addr(&db.url).expect("a host:port database URL"))
+        .await
+        .expect("starting the proxy");
+    let url = proxy.postgres_url(&db.url);
+    let app = spawn_on(db, |s| {
+        s.database.url = url;
+        s.database.timeout_ms = 1_000;
+        s.database.pool_size = 4;
+    })
+    .await;
+    (app, proxy)
 }
 
 /// Spawns an app on an existing database (a second instance sharing it).

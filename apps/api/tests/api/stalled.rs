@@ -4,13 +4,10 @@
 //! within the bound, change nothing, and a retry with the same `Idempotency-Key` does
 //! the work once the database is back.
 
-use crate::helpers::{spawn_on, Reply};
+use crate::helpers::{spawn_behind_proxy, Reply};
 use crate::shop::{balance_of, order_of, place_paid, stock_of};
-use postgres_adapter::testing::TestDatabase;
-use postgres_adapter::testing_proxy::{postgres_addr, TcpProxy};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // Invariant: a refund, an admin search, an order from the cart and an order read answer
@@ -18,17 +15,7 @@ use std::time::{Duration, Instant};
 // bound; nothing is half done, and the refund retried with its key refunds once.
 #[tokio::test]
 async fn refunds_search_and_cart_orders_answer_503_while_the_database_stalls() {
-    let db = Arc::new(TestDatabase::create().await);
-    let proxy = TcpProxy::start(postgres_addr(&db.url).unwrap())
-        .await
-        .unwrap();
-    let url = proxy.postgres_url(&db.url);
-    let app = spawn_on(db.clone(), |s| {
-        s.database.url = url;
-        s.database.timeout_ms = 1_000;
-        s.database.pool_size = 4;
-    })
-    .await;
+    let (app, proxy) = spawn_behind_proxy().await;
     let token = app.user_token(1);
     let a = app.product_id("A", 1_000, 10).await;
     app.charge(1, 10_000).await;
