@@ -39,6 +39,16 @@ async fn enqueue(store: &PgOutboxStore, order_id: i64, event_type: EventType) ->
     e
 }
 
+/// An `order.paid` then an `order.cancelled` event for each order, in that order.
+async fn paid_then_cancelled(store: &PgOutboxStore, orders: [i64; 2]) -> Vec<OutboundEvent> {
+    let mut events = Vec::new();
+    for order in orders {
+        events.push(enqueue(store, order, EventType::OrderPaid).await);
+        events.push(enqueue(store, order, EventType::OrderCancelled).await);
+    }
+    events
+}
+
 /// Polls `GET path` as admin until `done` holds for the body.
 async fn wait_until(app: &TestApp, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + WITHIN;
@@ -401,11 +411,7 @@ async fn the_relay_recovers_from_a_stalled_then_dropped_database_without_a_resta
     // 1. the database stalls past the relay's 5 s database timeout; events are written
     //    meanwhile (by another path); then it answers again
     proxy.stall();
-    let mut during = Vec::new();
-    for order in [2, 3] {
-        during.push(enqueue(&direct, order, EventType::OrderPaid).await);
-        during.push(enqueue(&direct, order, EventType::OrderCancelled).await);
-    }
+    let during = paid_then_cancelled(&direct, [2, 3]).await;
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(
         platform.acknowledged().len(),
@@ -418,11 +424,7 @@ async fn the_relay_recovers_from_a_stalled_then_dropped_database_without_a_resta
 
     // 2. the database drops every connection (a restart) while stalled
     proxy.stall();
-    let mut after = Vec::new();
-    for order in [4, 5] {
-        after.push(enqueue(&direct, order, EventType::OrderPaid).await);
-        after.push(enqueue(&direct, order, EventType::OrderCancelled).await);
-    }
+    let after = paid_then_cancelled(&direct, [4, 5]).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let accepted = proxy.accepted();
     proxy.break_connections();
@@ -461,11 +463,7 @@ async fn the_relay_recovers_from_connections_that_went_silent() {
     delivered_within(&platform, std::slice::from_ref(&first), WITHIN).await;
 
     proxy.black_hole_connections();
-    let mut meanwhile = Vec::new();
-    for order in [2, 3] {
-        meanwhile.push(enqueue(&direct, order, EventType::OrderPaid).await);
-        meanwhile.push(enqueue(&direct, order, EventType::OrderCancelled).await);
-    }
+    let meanwhile = paid_then_cancelled(&direct, [2, 3]).await;
     // the relay's database timeout is 5 s; the listener pings a silent link after 10 s
     let took = delivered_within(&platform, &meanwhile, Duration::from_secs(15)).await;
     println!("delivery resumed {took:?} after the connections went silent");
